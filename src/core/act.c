@@ -1,0 +1,116 @@
+/*
+ * act.c - elementwise activations: tanh-GELU, SiLU, softplus, and the scalar
+ * helpers (sigmoid, softplus, silu) other kernels reuse.
+ *
+ * Every array is a flat run of n floats (any shape, e.g. (B, T, C)).
+ * forward(out, inp, n) may run in place (out == inp): each element is read
+ * once before its output is written. backward(dinp, dout, inp, n)
+ * ACCUMULATES dout * f'(inp) into dinp; it recomputes what it needs from inp,
+ * so forward saves nothing.
+ *
+ * Numerics: single precision throughout (these are memory-bound loops), but
+ * written so nothing overflows: sigmoid never evaluates exp of a positive
+ * number, softplus is the identity above 20 (where log1p(e^x) = x to float
+ * precision) and log1pf(expf(x)) below, which is accurate down to large
+ * negative x where the result underflows gracefully to 0.
+ *
+ * What it is not: a fused kernel library. Parallel (OpenMP over elements)
+ * only when n >= ACT_PAR_MIN, since a parallel region costs more than a
+ * short loop.
+ */
+#include "act.h"
+
+#include <math.h>
+
+#define ACT_PAR_MIN ((size_t)1 << 15)
+#define SOFTPLUS_LINEAR 20.0f /* above this, log1p(e^x) == x in float */
+
+/* sqrt(2/pi) and the cubic coefficient of GPT-2's "gelu_new" */
+#define GELU_SCALE 0.7978845608028654f
+#define GELU_CUBIC 0.044715f
+#define GELU_SATURATE 10.0f /* |u| > 43 beyond this: tanhf(u) == +-1 */
+
+/* ------------------------------------------------------------------------ */
+/* scalar helpers                                                           */
+/* ------------------------------------------------------------------------ */
+
+float act_sigmoid(float x) {
+    /* exp of a non-positive number only: no overflow for any finite x */
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    float e = expf(x);
+    return e / (1.0f + e);
+}
+
+float act_softplus(float x) { return x > SOFTPLUS_LINEAR ? x : log1pf(expf(x)); }
+
+float act_silu(float x) { return x * act_sigmoid(x); }
+
+/* ------------------------------------------------------------------------ */
+/* GELU (tanh form)                                                         */
+/* ------------------------------------------------------------------------ */
+
+/* gelu(x) = 0.5 x (1 + tanh(u)),  u = s (x + c x^3) */
+void gelu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= ACT_PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float u = GELU_SCALE * (x + GELU_CUBIC * x * x * x);
+        out[i] = 0.5f * x * (1.0f + tanhf(u));
+    }
+}
+
+/* d gelu / dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) s (1 + 3 c x^2) */
+void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= ACT_PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float grad;
+        if (fabsf(x) > GELU_SATURATE) {
+            /* tanh(u) is exactly +-1 in float here, so the formula below
+             * would give exactly 1 or 0 anyway, except that du overflows to
+             * inf for |x| > 1e19 and 0 * inf would make a NaN. */
+            grad = x > 0.0f ? 1.0f : 0.0f;
+        } else {
+            float u = GELU_SCALE * (x + GELU_CUBIC * x * x * x);
+            float t = tanhf(u);
+            float du = GELU_SCALE * (1.0f + 3.0f * GELU_CUBIC * x * x);
+            grad = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
+        }
+        dinp[i] += dout[i] * grad;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* SiLU                                                                     */
+/* ------------------------------------------------------------------------ */
+
+void silu_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= ACT_PAR_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = act_silu(inp[i]);
+}
+
+/* d silu / dx = s + x s (1 - s) = s (1 + x (1 - s)),  s = sigmoid(x) */
+void silu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= ACT_PAR_MIN)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float s = act_sigmoid(x);
+        dinp[i] += dout[i] * s * (1.0f + x * (1.0f - s));
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* softplus                                                                 */
+/* ------------------------------------------------------------------------ */
+
+void softplus_forward(float *out, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= ACT_PAR_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = act_softplus(inp[i]);
+}
+
+/* d softplus / dx = sigmoid(x) on both branches: above 20 it is 1 to float
+ * precision, which is also the slope of the identity branch. */
+void softplus_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+#pragma omp parallel for schedule(static) if (n >= ACT_PAR_MIN)
+    for (size_t i = 0; i < n; i++) dinp[i] += dout[i] * act_sigmoid(inp[i]);
+}

@@ -1,0 +1,32 @@
+/*
+ * s4d.h - the input-independent diagonal SSM of S4-Mamba (SPEC.md 3.3):
+ * S4D-Lin with Nh = N/2 complex modes per channel and a learned step.
+ *
+ * Parameters per channel c (E channels), mode n (Nh modes):
+ *   log_dt (E)            dt_c = exp(log_dt[c])
+ *   log_A_re (E, Nh)      A = -exp(log_A_re) + i * A_im
+ *   A_im (E, Nh)
+ *   C (E, Nh, 2)          complex C as (re, im) pairs
+ * The ZOH kernel, for l = 0..L-1:
+ *   K[c,l] = 2 Re sum_n C_n (exp(dt A_n) - 1) / A_n * exp(dt A_n l)
+ * and the layer output is the causal long convolution plus skip:
+ *   y[b,t,c] = sum_{l=0}^{t} K[c,l] u[b,t-l,c] + D[c] u[b,t,c].
+ *
+ * Shapes: K (E, L) with K[c,l] the weight of lag l; u, y (B, T, E), T <= L.
+ * backward functions ACCUMULATE into their gradient outputs. The kernel is
+ * computed in double internally. Parallel over channels (deterministic).
+ */
+#ifndef ICL_S4D_H
+#define ICL_S4D_H
+
+void s4d_kernel_forward(float *K, const float *log_dt, const float *log_A_re, const float *A_im, const float *C,
+                        int E, int Nh, int L);
+void s4d_kernel_backward(float *dlog_dt, float *dlog_A_re, float *dA_im, float *dC, const float *dK,
+                         const float *log_dt, const float *log_A_re, const float *A_im, const float *C, int E,
+                         int Nh, int L);
+
+void s4d_conv_forward(float *y, const float *u, const float *K, const float *D, int B, int T, int E, int L);
+void s4d_conv_backward(float *du, float *dK, float *dD, const float *dy, const float *u, const float *K,
+                       const float *D, int B, int T, int E, int L);
+
+#endif

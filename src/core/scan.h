@@ -1,0 +1,41 @@
+/*
+ * scan.h - the selective scan (S6) of Mamba, SPEC.md section 6.1 steps 5-8.
+ *
+ * For every sequence b and channel c (E channels, N states each):
+ *   A[c,n]      = -exp(A_log[c,n])
+ *   h[t,c,n]    = exp(delta[b,t,c] * A[c,n]) * h[t-1,c,n]
+ *                 + delta[b,t,c] * Bm[b,t,n] * u[b,t,c]          (h[-1] = 0)
+ *   y[b,t,c]    = sum_n Cm[b,t,n] * h[t,c,n] + D[c] * u[b,t,c]
+ * (the Euler form of B-bar, exactly as the reference selective_scan_ref).
+ *
+ * Shapes: u, delta, y (B, T, E) dense; A_log (E, N); D (E);
+ * Bm, Cm (B, T, N) stored with row stride ldbc (they are column slices of
+ * the x_proj output (B, T, R + 2N), read in place).
+ *
+ * The forward keeps no states. The backward recomputes each sequence's
+ * states into per-thread scratch (T * E * N floats per thread) and then runs
+ * the reverse recurrence, so memory stays O(B T E) rather than O(B T E N).
+ * backward ACCUMULATES into du, ddelta, dA_log, dBm, dCm (stride ldbc) and
+ * dD. Work is split over sequences b; the parameter gradients (dA_log, dD)
+ * are summed from per-sequence partials in a fixed order, so results do not
+ * depend on the thread count.
+ */
+#ifndef ICL_SCAN_H
+#define ICL_SCAN_H
+
+#include <stddef.h>
+
+/* Scratch floats that scan_forward/scan_backward need for `nthreads`. */
+size_t scan_scratch_floats(int B, int T, int E, int N, int nthreads);
+
+void scan_forward(float *y, const float *u, const float *delta, const float *A_log, const float *Bm,
+                  const float *Cm, int ldbc, const float *D, int B, int T, int E, int N, float *scratch);
+void scan_backward(float *du, float *ddelta, float *dA_log, float *dBm, float *dCm, float *dD, const float *dy,
+                   const float *u, const float *delta, const float *A_log, const float *Bm, const float *Cm,
+                   int ldbc, const float *D, int B, int T, int E, int N, float *scratch);
+
+/* Probe: the states of sequence b, h (T, E, N), for the SSM-state panel. */
+void scan_states(float *h, const float *u, const float *delta, const float *A_log, const float *Bm,
+                 const float *Cm, int ldbc, int b, int T, int E, int N);
+
+#endif

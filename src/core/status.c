@@ -1,0 +1,31 @@
+/* status.c - the thread-local last-error message (see status.h). */
+#include "status.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static _Thread_local char last_error[512];
+
+icl_status icl_fail(icl_status code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *icl_error(void) { return last_error; }
+
+const char *icl_status_name(icl_status s) {
+    switch (s) {
+    case ICL_OK: return "ok";
+    case ICL_ERR_ARG: return "bad argument";
+    case ICL_ERR_NOMEM: return "out of memory";
+    case ICL_ERR_IO: return "i/o error";
+    case ICL_ERR_FORMAT: return "bad file format";
+    case ICL_ERR_SHAPE: return "shape mismatch";
+    case ICL_ERR_NUMERIC: return "non-finite number";
+    case ICL_ERR_INTERRUPT: return "interrupted";
+    }
+    return "unknown status";
+}

@@ -1,0 +1,20 @@
+#!/bin/sh
+# run.sh - run every test binary given, then print one closing line
+# "N passed, N failed" summed over all of them. Exits 1 on any failure.
+# Each binary prints its own per-test lines and its seed.
+passed=0; failed=0; broken=""
+for t in "$@"; do
+    out=$("$t" 2>&1); rc=$?
+    printf '%s\n' "$out"
+    line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -1)
+    if [ -n "$line" ]; then
+        p=${line%% passed*}; f=${line#*passed, }; f=${f%% failed*}
+        passed=$((passed + p)); failed=$((failed + f))
+    fi
+    if [ $rc -ne 0 ] && { [ -z "$line" ] || [ "${f:-0}" = 0 ]; }; then
+        failed=$((failed + 1)); broken="$broken $t(exit $rc)"
+    fi
+done
+[ -n "$broken" ] && echo "# crashed or failed without a count:$broken"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
