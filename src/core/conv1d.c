@@ -1,0 +1,180 @@
+/*
+ * conv1d.c - Mamba's causal depthwise 1-D convolution over time.
+ *
+ *   out[b,t,c] = bias[c] + sum_{k=0}^{K-1} w[c,k] * x[b, t-K+1+k, c],   x[t<0] = 0
+ *
+ * This is PyTorch's Conv1d(groups = C, padding = K-1) with the output cut to
+ * the first T steps. It has no activation (the caller applies SiLU) and no
+ * decode-time state (a rolling conv_state is a different thing).
+ *
+ * Shapes (B batch, T time, C channels, K taps):
+ *   x (B, T, C) with row stride ldx >= C, so the x half of in_proj's (B, T, 2E)
+ *   output is read in place; out (B, T, C) dense; w (C, K); bias (C) or NULL.
+ * Any K >= 1 works, including K > T: taps that reach before t = 0 read the
+ * zero padding and are skipped.
+ *
+ * Parallelism: out and dx are split over (sequence, channel block) pairs,
+ * each written by one thread. dw and dbias are split over channel blocks.
+ * Each channel's sums run in a fixed order whatever the block width, so
+ * results do not depend on the thread count. Inner loops run over
+ * contiguous channels.
+ */
+#include "conv1d.h"
+
+#include <omp.h>
+#include <stddef.h>
+
+/* Channels are processed in blocks of at most CONV_CBLOCK, and taps in
+ * groups of at most CONV_KGROUP (Mamba's K = 4 is one group). Per block a
+ * thread copies its taps into a small transposed stack tile wt[k][c], so the
+ * inner loops read w contiguously instead of with stride K. The weight
+ * gradient keeps its accumulators in the same shape. Everything lives on the
+ * stack, at most 15 KiB per thread (the weight gradient's float and double
+ * accumulators). */
+#define CONV_CBLOCK 256
+#define CONV_KGROUP 4
+
+/* Block width for splitting C channels into about `parts` blocks: a
+ * multiple of 16 in [16, CONV_CBLOCK]. The width only decides which thread
+ * does which channel. Each channel's arithmetic is the same for any width,
+ * so results do not depend on the thread count. */
+static int block_width(int C, int parts) {
+    if (parts < 1) parts = 1;
+    int w = (C + parts - 1) / parts;
+    w = (w + 15) / 16 * 16;
+    return w > CONV_CBLOCK ? CONV_CBLOCK : w;
+}
+
+/* wt[j][c] = w[c0 + c, kg + j] for j < nk, c < nc */
+static void load_taps(float wt[CONV_KGROUP][CONV_CBLOCK], const float *w, int K, int c0, int nc, int kg, int nk) {
+    for (int c = 0; c < nc; c++)
+        for (int j = 0; j < nk; j++) wt[j][c] = w[(size_t)(c0 + c) * K + kg + j];
+}
+
+void conv1d_forward(float *out, const float *x, int ldx, const float *w, const float *bias, int B, int T, int C,
+                    int K) {
+    if (B <= 0 || T <= 0 || C <= 0 || K <= 0) return;
+    /* enough (b, channel block) items for every thread */
+    const int threads = omp_get_max_threads();
+    const int cw = block_width(C, (threads + B - 1) / B);
+    const int nblocks = (C + cw - 1) / cw;
+    const int items = B * nblocks;
+
+#pragma omp parallel for schedule(static)
+    for (int it = 0; it < items; it++) {
+        const int b = it / nblocks, c0 = (it % nblocks) * cw;
+        const int nc = C - c0 < cw ? C - c0 : cw;
+        float wt[CONV_KGROUP][CONV_CBLOCK];
+
+        for (int kg = 0; kg < K; kg += CONV_KGROUP) {
+            const int nk = K - kg < CONV_KGROUP ? K - kg : CONV_KGROUP;
+            load_taps(wt, w, K, c0, nc, kg, nk);
+            for (int t = 0; t < T; t++) {
+                float *restrict o = out + ((size_t)b * T + t) * C + c0;
+                if (kg == 0 && bias) {
+                    for (int c = 0; c < nc; c++) o[c] = bias[c0 + c];
+                } else if (kg == 0) {
+                    for (int c = 0; c < nc; c++) o[c] = 0.0f;
+                }
+                /* tap k reads time t - (K-1-k); before t = 0 is zero padding */
+                for (int j = 0; j < nk; j++) {
+                    const int lag = K - 1 - (kg + j);
+                    if (t < lag) continue;
+                    const float *restrict xr = x + ((size_t)b * T + (t - lag)) * ldx + c0;
+                    const float *restrict wj = wt[j];
+#pragma omp simd
+                    for (int c = 0; c < nc; c++) o[c] += wj[c] * xr[c];
+                }
+            }
+        }
+    }
+}
+
+void conv1d_backward(float *dx, int lddx, float *dw, float *dbias, const float *dout, const float *x, int ldx,
+                     const float *w, int B, int T, int C, int K) {
+    if (B <= 0 || T <= 0 || C <= 0 || K <= 0) return;
+    const int threads = omp_get_max_threads();
+
+    /* dx[b,s,c] += sum_k w[c,k] * dout[b, s+K-1-k, c] over s+K-1-k < T.
+     * Each (b, channel block) is written by one thread only. */
+    {
+        const int cw = block_width(C, (threads + B - 1) / B);
+        const int nblocks = (C + cw - 1) / cw;
+        const int items = B * nblocks;
+#pragma omp parallel for schedule(static)
+        for (int it = 0; it < items; it++) {
+            const int b = it / nblocks, c0 = (it % nblocks) * cw;
+            const int nc = C - c0 < cw ? C - c0 : cw;
+            float wt[CONV_KGROUP][CONV_CBLOCK];
+
+            for (int kg = 0; kg < K; kg += CONV_KGROUP) {
+                const int nk = K - kg < CONV_KGROUP ? K - kg : CONV_KGROUP;
+                load_taps(wt, w, K, c0, nc, kg, nk);
+                for (int s = 0; s < T; s++) {
+                    float *restrict d = dx + ((size_t)b * T + s) * lddx + c0;
+                    for (int j = 0; j < nk; j++) {
+                        const int t = s + K - 1 - (kg + j); /* the output that read x[s] through this tap */
+                        if (t >= T) continue;
+                        const float *restrict g = dout + ((size_t)b * T + t) * C + c0;
+                        const float *restrict wj = wt[j];
+#pragma omp simd
+                        for (int c = 0; c < nc; c++) d[c] += wj[c] * g[c];
+                    }
+                }
+            }
+        }
+    }
+
+    /* dw[c,k] += sum_{b,t} dout[b,t,c] * x[b, t-K+1+k, c];  dbias[c] += sum_{b,t} dout[b,t,c].
+     * Blocks of channels go to threads, and each block reads every dout row
+     * once per tap group. Within one sequence the sum runs over t in float,
+     * like a GEMM over T terms. The per-sequence sums are then added in b
+     * order in double, because B*T can be many thousands of terms. They are
+     * added to dw once at the end. */
+    const int cw = block_width(C, threads);
+    const int nblocks = (C + cw - 1) / cw;
+#pragma omp parallel for schedule(static)
+    for (int cb = 0; cb < nblocks; cb++) {
+        const int c0 = cb * cw;
+        const int nc = C - c0 < cw ? C - c0 : cw;
+        float part[CONV_KGROUP][CONV_CBLOCK], partb[CONV_CBLOCK];
+        double acc[CONV_KGROUP][CONV_CBLOCK], accb[CONV_CBLOCK];
+
+        for (int kg = 0; kg < K; kg += CONV_KGROUP) {
+            const int nk = K - kg < CONV_KGROUP ? K - kg : CONV_KGROUP;
+            const int with_bias = dbias != NULL && kg == 0;
+            for (int j = 0; j < nk; j++)
+                for (int c = 0; c < nc; c++) acc[j][c] = 0.0;
+            for (int c = 0; c < nc; c++) accb[c] = 0.0;
+
+            for (int b = 0; b < B; b++) {
+                for (int j = 0; j < nk; j++)
+                    for (int c = 0; c < nc; c++) part[j][c] = 0.0f;
+                for (int c = 0; c < nc; c++) partb[c] = 0.0f;
+                for (int t = 0; t < T; t++) {
+                    const float *restrict g = dout + ((size_t)b * T + t) * C + c0;
+                    for (int j = 0; j < nk; j++) {
+                        const int lag = K - 1 - (kg + j); /* tap kg+j reads x at t - lag */
+                        if (t < lag) continue;
+                        const float *restrict xr = x + ((size_t)b * T + (t - lag)) * ldx + c0;
+                        float *restrict pj = part[j];
+#pragma omp simd
+                        for (int c = 0; c < nc; c++) pj[c] += g[c] * xr[c];
+                    }
+                    if (with_bias) {
+#pragma omp simd
+                        for (int c = 0; c < nc; c++) partb[c] += g[c];
+                    }
+                }
+                for (int j = 0; j < nk; j++)
+                    for (int c = 0; c < nc; c++) acc[j][c] += (double)part[j][c];
+                for (int c = 0; c < nc; c++) accb[c] += (double)partb[c];
+            }
+
+            for (int j = 0; j < nk; j++)
+                for (int c = 0; c < nc; c++) dw[(size_t)(c0 + c) * K + kg + j] += (float)acc[j][c];
+            if (with_bias)
+                for (int c = 0; c < nc; c++) dbias[c0 + c] += (float)accb[c];
+        }
+    }
+}

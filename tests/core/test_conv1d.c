@@ -1,0 +1,297 @@
+/*
+ * test_conv1d.c - Mamba's causal depthwise conv1d (src/core/conv1d.c)
+ * against a naive double-precision twin, finite differences of every input
+ * and weight, causality, accumulation, strided x/dx (ldx, lddx > C) and
+ * independence from the OpenMP thread count.
+ *
+ *   test_conv1d [--seed N] [--only NAME]
+ */
+#include "core/conv1d.h"
+#include "testlib.h"
+
+#include <omp.h>
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static float *falloc(size_t n) {
+    float *p = calloc(n ? n : 1, sizeof *p);
+    if (!p) { printf("out of memory\n"); exit(2); }
+    return p;
+}
+
+static double *dalloc(size_t n) {
+    double *p = calloc(n ? n : 1, sizeof *p);
+    if (!p) { printf("out of memory\n"); exit(2); }
+    return p;
+}
+
+/* |got - ref| <= atol + rtol*|ref| for n elements read with strides; prints the worst error. */
+static int close_to_ref(const char *what, const float *got, size_t ldg, const double *ref, size_t ldr, size_t rows,
+                        size_t cols, double rtol, double atol) {
+    double worst = 0, worst_excess = 0;
+    size_t bad = 0;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) {
+            double g = got[r * ldg + c], e = ref[r * ldr + c];
+            double err = fabs(g - e), lim = atol + rtol * fabs(e);
+            if (!(err <= lim)) {
+                if (bad < 3) printf("    %s[%zu,%zu]: %.8g vs ref %.8g\n", what, r, c, g, e);
+                bad++;
+            }
+            if (err > worst || isnan(err)) worst = err;
+            if (err / lim > worst_excess) worst_excess = err / lim;
+        }
+    printf("    %-8s max|err| %.3g (%.2f of tolerance)\n", what, worst, worst_excess);
+    return bad == 0;
+}
+
+/* ---- the naive twin (double), straight from the formula in conv1d.h ----- */
+
+static void naive_forward(double *out, const float *x, int ldx, const float *w, const float *bias, int B, int T,
+                          int C, int K) {
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int c = 0; c < C; c++) {
+                double s = bias ? bias[c] : 0.0;
+                for (int k = 0; k < K; k++) {
+                    int tt = t - K + 1 + k;
+                    if (tt >= 0) s += (double)w[c * K + k] * x[((size_t)b * T + tt) * ldx + c];
+                }
+                out[((size_t)b * T + t) * C + c] = s;
+            }
+}
+
+/* dx (B,T,C) dense, dw (C,K), dbias (C): += gradients of sum(dout * out) */
+static void naive_backward(double *dx, double *dw, double *dbias, const float *dout, const float *x, int ldx,
+                           const float *w, int B, int T, int C, int K) {
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int c = 0; c < C; c++) {
+                double g = dout[((size_t)b * T + t) * C + c];
+                dbias[c] += g;
+                for (int k = 0; k < K; k++) {
+                    int tt = t - K + 1 + k;
+                    if (tt < 0) continue;
+                    dx[((size_t)b * T + tt) * C + c] += g * w[c * K + k];
+                    dw[c * K + k] += g * x[((size_t)b * T + tt) * ldx + c];
+                }
+            }
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+typedef struct { int B, T, C, K, ldx, lddx, has_bias; } shape;
+
+static const shape shapes[] = {
+    {1, 1, 1, 4, 1, 1, 1},      /* B = T = C = 1 */
+    {2, 37, 13, 4, 13, 13, 1},  /* Mamba's K, odd T, C not a multiple of 8 */
+    {2, 37, 13, 4, 29, 17, 1},  /* x and dx strided (ldx, lddx > C) */
+    {3, 3, 70, 6, 75, 70, 1},   /* K > T; C spans two 64-channel blocks */
+    {1, 5, 3, 1, 3, 3, 0},      /* K = 1, no bias */
+    {2, 2, 5, 9, 10, 12, 0},    /* K much larger than T, no bias */
+    {4, 41, 130, 4, 260, 130, 1}, /* Mamba-like: x half of (B, T, 2E) */
+};
+#define NSHAPES (sizeof shapes / sizeof shapes[0])
+
+/* Kernel vs twin. Tolerances: out and dx sum at most K float products
+ * (1e-6 abs + 1e-5 rel); dw and dbias sum T float products per sequence in
+ * float, then the B sequences in double (1e-5 abs + 1e-5 rel). */
+static void test_matches_naive(void) {
+    test_rng rng = {test_seed() ^ 0xC0};
+    for (size_t si = 0; si < NSHAPES; si++) {
+        shape s = shapes[si];
+        size_t rows = (size_t)s.B * s.T;
+        float *x = falloc(rows * s.ldx), *out = falloc(rows * s.C), *w = falloc((size_t)s.C * s.K);
+        float *bias = s.has_bias ? falloc(s.C) : NULL, *dout = falloc(rows * s.C);
+        float *dx = falloc(rows * s.lddx), *dw = falloc((size_t)s.C * s.K), *dbias = falloc(s.C);
+        double *rout = dalloc(rows * s.C), *rdx = dalloc(rows * s.C), *rdw = dalloc((size_t)s.C * s.K);
+        double *rdbias = dalloc(s.C);
+        test_fill_normal(&rng, x, rows * s.ldx, 1.0f);
+        test_fill_normal(&rng, w, (size_t)s.C * s.K, 0.5f);
+        if (bias) test_fill_normal(&rng, bias, s.C, 0.5f);
+        test_fill_normal(&rng, dout, rows * s.C, 1.0f);
+        /* a sentinel in dx's padding columns: the kernel must not touch them */
+        for (size_t i = 0; i < rows * s.lddx; i++) dx[i] = (i % s.lddx < (size_t)s.C) ? 0.0f : 7.0f;
+
+        printf("  B=%d T=%d C=%d K=%d ldx=%d lddx=%d bias=%s\n", s.B, s.T, s.C, s.K, s.ldx, s.lddx,
+               bias ? "yes" : "NULL");
+        conv1d_forward(out, x, s.ldx, w, bias, s.B, s.T, s.C, s.K);
+        conv1d_backward(dx, s.lddx, dw, dbias, dout, x, s.ldx, w, s.B, s.T, s.C, s.K);
+        naive_forward(rout, x, s.ldx, w, bias, s.B, s.T, s.C, s.K);
+        naive_backward(rdx, rdw, rdbias, dout, x, s.ldx, w, s.B, s.T, s.C, s.K);
+        CHECK(close_to_ref("out", out, s.C, rout, s.C, rows, s.C, 1e-5, 1e-6), "shape %zu", si);
+        CHECK(close_to_ref("dx", dx, s.lddx, rdx, s.C, rows, s.C, 1e-5, 1e-6), "shape %zu", si);
+        CHECK(close_to_ref("dw", dw, s.K, rdw, s.K, s.C, s.K, 1e-5, 1e-5), "shape %zu", si);
+        CHECK(close_to_ref("dbias", dbias, 1, rdbias, 1, s.C, 1, 1e-5, 1e-5), "shape %zu", si);
+        int pad_ok = 1;
+        for (size_t i = 0; i < rows * s.lddx; i++)
+            if (i % s.lddx >= (size_t)s.C) pad_ok &= (dx[i] == 7.0f);
+        CHECK(pad_ok, "shape %zu: dx written outside its C columns", si);
+
+        /* dbias = NULL is allowed and must leave dx and dw as before */
+        float *dx2 = falloc(rows * s.lddx), *dw2 = falloc((size_t)s.C * s.K);
+        for (size_t i = 0; i < rows * s.lddx; i++) dx2[i] = (i % s.lddx < (size_t)s.C) ? 0.0f : 7.0f;
+        conv1d_backward(dx2, s.lddx, dw2, NULL, dout, x, s.ldx, w, s.B, s.T, s.C, s.K);
+        CHECK(!memcmp(dx, dx2, rows * s.lddx * sizeof(float)) && !memcmp(dw, dw2, (size_t)s.C * s.K * sizeof(float)),
+              "shape %zu: dbias = NULL changed dx or dw", si);
+        free(dx2), free(dw2);
+        free(x), free(out), free(w), free(bias), free(dout), free(dx), free(dw), free(dbias);
+        free(rout), free(rdx), free(rdw), free(rdbias);
+    }
+}
+
+typedef struct {
+    float *x, *w, *bias, *out, *r;
+    int ldx, B, T, C, K;
+} fd_ctx;
+
+static double fd_loss(void *p) {
+    fd_ctx *c = p;
+    conv1d_forward(c->out, c->x, c->ldx, c->w, c->bias, c->B, c->T, c->C, c->K);
+    return test_dot(c->r, c->out, (size_t)c->B * c->T * c->C);
+}
+
+/* dx, dw, dbias against central differences of L = sum r*out (every
+ * element; x includes its padding columns, whose gradient must be 0).
+ * L is linear in each parameter, so the only error is float rounding of
+ * out (~1e-7 relative) amplified by 1/(2 eps): eps = 1e-2, tolerance
+ * 2e-4 abs + 1e-3 rel. */
+static void test_fd(void) {
+    const shape fs[] = {{2, 6, 5, 4, 7, 5, 1}, {1, 3, 2, 5, 2, 2, 1}};
+    test_rng rng = {test_seed() ^ 0xFD1};
+    for (size_t si = 0; si < 2; si++) {
+        shape s = fs[si];
+        size_t rows = (size_t)s.B * s.T, nx = rows * s.ldx, nw = (size_t)s.C * s.K;
+        fd_ctx c = {falloc(nx), falloc(nw), falloc(s.C), falloc(rows * s.C), falloc(rows * s.C),
+                    s.ldx, s.B, s.T, s.C, s.K};
+        float *dx = falloc(nx), *dw = falloc(nw), *dbias = falloc(s.C);
+        float *nxg = falloc(nx), *nwg = falloc(nw), *nbg = falloc(s.C);
+        test_fill_normal(&rng, c.x, nx, 1.0f);
+        test_fill_normal(&rng, c.w, nw, 0.5f);
+        test_fill_normal(&rng, c.bias, s.C, 0.5f);
+        test_fill_normal(&rng, c.r, rows * s.C, 1.0f);
+        /* dx with lddx = ldx so it lines up with x, padding columns included */
+        conv1d_backward(dx, s.ldx, dw, dbias, c.r, c.x, s.ldx, c.w, s.B, s.T, s.C, s.K);
+        test_fd_grad(fd_loss, &c, c.x, nx, 1e-2, nxg);
+        test_fd_grad(fd_loss, &c, c.w, nw, 1e-2, nwg);
+        test_fd_grad(fd_loss, &c, c.bias, s.C, 1e-2, nbg);
+        double wx = 0, ww = 0, wb = 0;
+        for (size_t i = 0; i < nx; i++) wx = fmax(wx, fabs((double)dx[i] - nxg[i]));
+        for (size_t i = 0; i < nw; i++) ww = fmax(ww, fabs((double)dw[i] - nwg[i]));
+        for (size_t i = 0; i < (size_t)s.C; i++) wb = fmax(wb, fabs((double)dbias[i] - nbg[i]));
+        printf("  B=%d T=%d C=%d K=%d ldx=%d: max|analytic - numeric| dx %.3g, dw %.3g, dbias %.3g\n", s.B, s.T,
+               s.C, s.K, s.ldx, wx, ww, wb);
+        CHECK(test_allclose("dx vs fd", dx, nxg, nx, 1e-3, 2e-4), "shape %zu", si);
+        CHECK(test_allclose("dw vs fd", dw, nwg, nw, 1e-3, 2e-4), "shape %zu", si);
+        CHECK(test_allclose("dbias vs fd", dbias, nbg, s.C, 1e-3, 2e-4), "shape %zu", si);
+        free(c.x), free(c.w), free(c.bias), free(c.out), free(c.r);
+        free(dx), free(dw), free(dbias), free(nxg), free(nwg), free(nbg);
+    }
+}
+
+/* out[t] must not depend on x[t' > t]: changing x after t0 leaves
+ * out[t <= t0] bit-identical (and does change later outputs). */
+static void test_causality(void) {
+    const int B = 2, T = 10, C = 9, K = 4, t0 = 3;
+    size_t rows = (size_t)B * T;
+    test_rng rng = {test_seed() ^ 0xCA};
+    float *x = falloc(rows * C), *w = falloc((size_t)C * K), *bias = falloc(C);
+    float *o1 = falloc(rows * C), *o2 = falloc(rows * C);
+    test_fill_normal(&rng, x, rows * C, 1.0f);
+    test_fill_normal(&rng, w, (size_t)C * K, 0.5f);
+    test_fill_normal(&rng, bias, C, 0.5f);
+    conv1d_forward(o1, x, C, w, bias, B, T, C, K);
+    for (int b = 0; b < B; b++)
+        for (int t = t0 + 1; t < T; t++)
+            for (int c = 0; c < C; c++) x[((size_t)b * T + t) * C + c] += 3.0f;
+    conv1d_forward(o2, x, C, w, bias, B, T, C, K);
+    int past_same = 1, future_changed = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            int same = !memcmp(o1 + ((size_t)b * T + t) * C, o2 + ((size_t)b * T + t) * C, C * sizeof(float));
+            if (t <= t0) past_same &= same;
+            else future_changed |= !same;
+        }
+    CHECK(past_same, "out[t <= %d] changed when only x after t0 changed", t0);
+    CHECK(future_changed, "out after t0 did not change (the test would be vacuous)");
+    free(x), free(w), free(bias), free(o1), free(o2);
+}
+
+/* Twice from zero gives 2x, and from a non-zero start it gives start +
+ * gradient. dw and dbias are summed fresh and added once, so they are exact
+ * up to that one add. dx adds tap by tap, so a second call rounds
+ * differently: 1e-6 abs + 1e-6 rel. */
+static void test_accumulates(void) {
+    const shape s = {2, 7, 11, 4, 15, 13, 1};
+    size_t rows = (size_t)s.B * s.T, nx = rows * s.ldx, ndx = rows * s.lddx, nw = (size_t)s.C * s.K;
+    test_rng rng = {test_seed() ^ 0xACC};
+    float *x = falloc(nx), *w = falloc(nw), *dout = falloc(rows * s.C);
+    float *dx[3], *dw[3], *db[3];
+    for (int r = 0; r < 3; r++) dx[r] = falloc(ndx), dw[r] = falloc(nw), db[r] = falloc(s.C);
+    test_fill_normal(&rng, x, nx, 1.0f);
+    test_fill_normal(&rng, w, nw, 0.5f);
+    test_fill_normal(&rng, dout, rows * s.C, 1.0f);
+    test_fill_normal(&rng, dx[2], ndx, 1.0f);
+    test_fill_normal(&rng, dw[2], nw, 1.0f);
+    test_fill_normal(&rng, db[2], s.C, 1.0f);
+    float *sx = falloc(ndx), *sw = falloc(nw), *sb = falloc(s.C);
+    memcpy(sx, dx[2], ndx * sizeof(float)), memcpy(sw, dw[2], nw * sizeof(float)), memcpy(sb, db[2], s.C * sizeof(float));
+
+    conv1d_backward(dx[0], s.lddx, dw[0], db[0], dout, x, s.ldx, w, s.B, s.T, s.C, s.K);
+    for (int i = 0; i < 2; i++) conv1d_backward(dx[1], s.lddx, dw[1], db[1], dout, x, s.ldx, w, s.B, s.T, s.C, s.K);
+    conv1d_backward(dx[2], s.lddx, dw[2], db[2], dout, x, s.ldx, w, s.B, s.T, s.C, s.K);
+    for (size_t i = 0; i < ndx; i++) sx[i] += dx[0][i], dx[0][i] *= 2.0f;
+    for (size_t i = 0; i < nw; i++) sw[i] += dw[0][i], dw[0][i] *= 2.0f;
+    for (int i = 0; i < s.C; i++) sb[i] += db[0][i], db[0][i] *= 2.0f;
+    CHECK(test_allclose("dx twice", dx[1], dx[0], ndx, 1e-6, 1e-6), "dx does not accumulate");
+    CHECK(test_allclose("dw twice", dw[1], dw[0], nw, 1e-6, 1e-6), "dw does not accumulate");
+    CHECK(test_allclose("dbias twice", db[1], db[0], s.C, 1e-6, 1e-6), "dbias does not accumulate");
+    CHECK(test_allclose("dx start+g", dx[2], sx, ndx, 1e-6, 1e-6), "dx overwrote its start value");
+    CHECK(test_allclose("dw start+g", dw[2], sw, nw, 1e-6, 1e-6), "dw overwrote its start value");
+    CHECK(test_allclose("dbias start+g", db[2], sb, s.C, 1e-6, 1e-6), "dbias overwrote its start value");
+    for (int r = 0; r < 3; r++) free(dx[r]), free(dw[r]), free(db[r]);
+    free(x), free(w), free(dout), free(sx), free(sw), free(sb);
+}
+
+/* 1 and 2 threads give bit-identical out, dx, dw, dbias. The kernel picks
+ * its channel blocks from the thread count, so the two runs split the
+ * channels differently: C = 200 is one block for 1 thread and two for 2
+ * threads; B = 1 forces the forward and dx to split channels as well. */
+static void test_thread_invariance(void) {
+    const shape ts[] = {{3, 30, 200, 4, 400, 200, 1}, {1, 60, 200, 4, 200, 210, 1}, {2, 17, 37, 6, 40, 37, 0}};
+    test_rng rng = {test_seed() ^ 0x7E};
+    for (size_t si = 0; si < sizeof ts / sizeof ts[0]; si++) {
+        shape s = ts[si];
+        size_t rows = (size_t)s.B * s.T, nx = rows * s.ldx, nw = (size_t)s.C * s.K;
+        float *x = falloc(nx), *w = falloc(nw), *bias = falloc(s.C), *dout = falloc(rows * s.C);
+        float *out[2], *dx[2], *dw[2], *db[2];
+        test_fill_normal(&rng, x, nx, 1.0f);
+        test_fill_normal(&rng, w, nw, 0.5f);
+        test_fill_normal(&rng, bias, s.C, 0.5f);
+        test_fill_normal(&rng, dout, rows * s.C, 1.0f);
+        int saved = omp_get_max_threads();
+        for (int r = 0; r < 2; r++) {
+            out[r] = falloc(rows * s.C), dx[r] = falloc(rows * s.lddx), dw[r] = falloc(nw), db[r] = falloc(s.C);
+            omp_set_num_threads(r + 1);
+            conv1d_forward(out[r], x, s.ldx, w, s.has_bias ? bias : NULL, s.B, s.T, s.C, s.K);
+            conv1d_backward(dx[r], s.lddx, dw[r], db[r], dout, x, s.ldx, w, s.B, s.T, s.C, s.K);
+        }
+        omp_set_num_threads(saved);
+        CHECK(!memcmp(out[0], out[1], rows * s.C * sizeof(float)), "shape %zu: out differs (1 vs 2 threads)", si);
+        CHECK(!memcmp(dx[0], dx[1], rows * s.lddx * sizeof(float)), "shape %zu: dx differs (1 vs 2 threads)", si);
+        CHECK(!memcmp(dw[0], dw[1], nw * sizeof(float)), "shape %zu: dw differs (1 vs 2 threads)", si);
+        CHECK(!memcmp(db[0], db[1], s.C * sizeof(float)), "shape %zu: dbias differs (1 vs 2 threads)", si);
+        for (int r = 0; r < 2; r++) free(out[r]), free(dx[r]), free(dw[r]), free(db[r]);
+        free(x), free(w), free(bias), free(dout);
+    }
+}
+
+int main(int argc, char **argv) {
+    test_init(argc, argv);
+    TEST_RUN(test_matches_naive);
+    TEST_RUN(test_fd);
+    TEST_RUN(test_causality);
+    TEST_RUN(test_accumulates);
+    TEST_RUN(test_thread_invariance);
+    return test_finish();
+}

@@ -1,0 +1,333 @@
+/*
+ * test_scan.c - tests of the selective scan (src/core/scan.c).
+ *
+ *   - forward and scan_states against a naive twin: the literal recurrence of
+ *     scan.h in double, on several shapes (all-ones, odd sizes, and Bm/Cm as
+ *     column slices of a wider x_proj row (B, T, R + 2N [+ pad]));
+ *   - central finite differences of every input and parameter (u, delta,
+ *     A_log, Bm, Cm via the whole x_proj buffer, D), loss L = sum r * y;
+ *   - bitwise identical results for 1 and 2 OpenMP threads;
+ *   - backward accumulates (+=), and never writes past scan_scratch_floats
+ *     or outside the Bm/Cm columns of the x_proj gradient.
+ * Inputs are initialisation-like: A_log = log n (+ small noise so channels
+ * differ), delta in [0.01, 0.5], u, B, C ~ N(0, 1), D ~ N(0, 1).
+ */
+#include "core/scan.h"
+#include "testlib.h"
+
+#include <omp.h>
+
+/* One test problem. Bm and Cm live inside xp (B, T, ldx) at columns R and
+ * R + N, exactly like the real x_proj output; ldx >= R + 2N. */
+typedef struct {
+    int B, T, E, N, R, ldx;
+    float *u, *delta, *A_log, *xp, *D, *r; /* r: the loss projection, (B, T, E) */
+    float *y, *scratch;
+    size_t nscratch;
+} problem;
+
+static int max_threads(void) { return omp_get_max_threads() > 2 ? omp_get_max_threads() : 2; }
+
+static problem problem_new(int B, int T, int E, int N, int R, int pad, uint64_t seed) {
+    problem p = {B, T, E, N, R, R + 2 * N + pad, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    test_rng rng = {seed};
+    size_t BTE = (size_t)B * T * E, EN = (size_t)E * N;
+    p.u = malloc(BTE * sizeof(float));
+    p.delta = malloc(BTE * sizeof(float));
+    p.A_log = malloc(EN * sizeof(float));
+    p.xp = malloc((size_t)B * T * p.ldx * sizeof(float));
+    p.D = malloc((size_t)E * sizeof(float));
+    p.r = malloc(BTE * sizeof(float));
+    p.y = malloc(BTE * sizeof(float));
+    test_fill_normal(&rng, p.u, BTE, 1.0f);
+    test_fill_uniform(&rng, p.delta, BTE, 0.01f, 0.5f);
+    for (int c = 0; c < E; c++)
+        for (int n = 0; n < N; n++) p.A_log[(size_t)c * N + n] = logf((float)(n + 1)) + 0.1f * test_rng_normal(&rng);
+    test_fill_normal(&rng, p.xp, (size_t)B * T * p.ldx, 1.0f);
+    test_fill_normal(&rng, p.D, (size_t)E, 1.0f);
+    test_fill_normal(&rng, p.r, BTE, 1.0f);
+    p.nscratch = scan_scratch_floats(B, T, E, N, max_threads());
+    p.scratch = malloc((p.nscratch + 1) * sizeof(float));
+    return p;
+}
+
+static void problem_free(problem *p) {
+    free(p->u); free(p->delta); free(p->A_log); free(p->xp); free(p->D); free(p->r); free(p->y); free(p->scratch);
+}
+
+static const float *Bm_of(const problem *p) { return p->xp + p->R; }
+static const float *Cm_of(const problem *p) { return p->xp + p->R + p->N; }
+
+static void run_forward(problem *p) {
+    scan_forward(p->y, p->u, p->delta, p->A_log, Bm_of(p), Cm_of(p), p->ldx, p->D, p->B, p->T, p->E, p->N,
+                 p->scratch);
+}
+
+/* Gradients of one backward call; dxp has the x_proj layout (B, T, ldx). */
+typedef struct {
+    float *du, *ddelta, *dA_log, *dxp, *dD;
+} grads;
+
+static grads grads_new(const problem *p) {
+    size_t BTE = (size_t)p->B * p->T * p->E;
+    grads g = {calloc(BTE, sizeof(float)), calloc(BTE, sizeof(float)),
+               calloc((size_t)p->E * p->N, sizeof(float)), calloc((size_t)p->B * p->T * p->ldx, sizeof(float)),
+               calloc((size_t)p->E, sizeof(float))};
+    return g;
+}
+static void grads_free(grads *g) { free(g->du); free(g->ddelta); free(g->dA_log); free(g->dxp); free(g->dD); }
+
+static void run_backward(problem *p, grads *g) {
+    scan_backward(g->du, g->ddelta, g->dA_log, g->dxp + p->R, g->dxp + p->R + p->N, g->dD, p->r, p->u, p->delta,
+                  p->A_log, Bm_of(p), Cm_of(p), p->ldx, p->D, p->B, p->T, p->E, p->N, p->scratch);
+}
+
+/* ---- the naive twin: the recurrence of scan.h, literally, in double ---- */
+
+/* y (B, T, E); hs, if not NULL, receives the states of sequence hs_b (T, E, N). */
+static void naive_scan(double *y, double *hs, int hs_b, const problem *p) {
+    int B = p->B, T = p->T, E = p->E, N = p->N;
+    double *h = calloc((size_t)E * N, sizeof(double));
+    for (int b = 0; b < B; b++) {
+        memset(h, 0, (size_t)E * N * sizeof(double));
+        for (int t = 0; t < T; t++) {
+            size_t row = (size_t)b * T + t;
+            for (int c = 0; c < E; c++) {
+                double d = p->delta[row * E + c], u = p->u[row * E + c], acc = 0;
+                for (int n = 0; n < N; n++) {
+                    double A = -exp((double)p->A_log[(size_t)c * N + n]);
+                    double Bn = p->xp[row * p->ldx + p->R + n], Cn = p->xp[row * p->ldx + p->R + N + n];
+                    double *hn = &h[(size_t)c * N + n];
+                    *hn = exp(d * A) * *hn + d * Bn * u;
+                    acc += Cn * *hn;
+                    if (hs && b == hs_b) hs[((size_t)t * E + c) * N + n] = *hn;
+                }
+                y[row * E + c] = acc + p->D[c] * u;
+            }
+        }
+    }
+    free(h);
+}
+
+typedef struct { int B, T, E, N, R, pad; } shape;
+static const shape shapes[] = {
+    {1, 1, 1, 1, 0, 0},   /* everything degenerate */
+    {1, 7, 1, 1, 0, 0},   /* one channel, one state */
+    {2, 1, 3, 2, 0, 0},   /* T = 1 */
+    {3, 11, 5, 3, 0, 0},  /* odd sizes, dense Bm/Cm (ldbc = N) */
+    {2, 13, 7, 16, 2, 0}, /* N = 16 as in Mamba, x_proj row R + 2N */
+    {3, 9, 6, 5, 3, 2},   /* slices of a wider, padded row */
+};
+#define NSHAPES (sizeof shapes / sizeof shapes[0])
+
+static void test_forward_matches_naive(void) {
+    for (size_t s = 0; s < NSHAPES; s++) {
+        shape sh = shapes[s];
+        problem p = problem_new(sh.B, sh.T, sh.E, sh.N, sh.R, sh.pad, test_seed() + s);
+        size_t BTE = (size_t)sh.B * sh.T * sh.E;
+        double *yd = malloc(BTE * sizeof(double));
+        float *yf = malloc(BTE * sizeof(float));
+        run_forward(&p);
+        naive_scan(yd, NULL, 0, &p);
+        double worst = 0;
+        for (size_t i = 0; i < BTE; i++) {
+            yf[i] = (float)yd[i];
+            worst = fmax(worst, fabs(yd[i] - p.y[i]));
+        }
+        printf("  shape B%d T%d E%d N%d R%d pad%d: worst |y - naive| = %.3g\n", sh.B, sh.T, sh.E, sh.N, sh.R,
+               sh.pad, worst);
+        /* float kernel vs double twin: a few float ulps of |y| ~ 1..10 */
+        CHECK(test_allclose("y", p.y, yf, BTE, 1e-5, 1e-5), "shape %zu", s);
+        free(yd); free(yf);
+        problem_free(&p);
+    }
+}
+
+static void test_states_match_naive(void) {
+    for (size_t s = 0; s < NSHAPES; s++) {
+        shape sh = shapes[s];
+        problem p = problem_new(sh.B, sh.T, sh.E, sh.N, sh.R, sh.pad, test_seed() + 100 + s);
+        size_t TEN = (size_t)sh.T * sh.E * sh.N, BTE = (size_t)sh.B * sh.T * sh.E;
+        double *yd = malloc(BTE * sizeof(double)), *hd = malloc(TEN * sizeof(double));
+        float *hf = malloc(TEN * sizeof(float)), *hn = malloc(TEN * sizeof(float));
+        int b = sh.B - 1; /* the last sequence, so the offset of b matters */
+        scan_states(hf, p.u, p.delta, p.A_log, Bm_of(&p), Cm_of(&p), p.ldx, b, sh.T, sh.E, sh.N);
+        naive_scan(yd, hd, b, &p);
+        for (size_t i = 0; i < TEN; i++) hn[i] = (float)hd[i];
+        CHECK(test_allclose("h", hf, hn, TEN, 1e-5, 1e-6), "shape %zu", s);
+        free(yd); free(hd); free(hf); free(hn);
+        problem_free(&p);
+    }
+}
+
+/* ---- finite differences ---- */
+
+static double loss_of(void *ctx) {
+    problem *p = ctx;
+    run_forward(p);
+    return test_dot(p->r, p->y, (size_t)p->B * p->T * p->E);
+}
+
+/* Central differences in double over the float forward. y is linear in each
+ * of u, Bm, Cm and D on its own, so their differences have no truncation
+ * error and a large step (0.1) keeps the float rounding of L (~1e-6,
+ * divided by 2 eps) small: tolerance 1e-3 |ana| + 1e-4. delta and A_log
+ * enter through exp(delta A): step 1e-3 and tolerance 1e-2 |ana| + 2e-3
+ * cover the O(eps^2) truncation (|A| up to ~20) and the rounding / 2e-3. */
+static int fd_check(const char *what, problem *p, float *param, size_t n, const float *analytic, double eps,
+                    double rtol, double atol) {
+    float *num = malloc(n * sizeof(float));
+    test_fd_grad(loss_of, p, param, n, eps, num);
+    double worst = 0, ratio = 0; /* ratio: worst error / its tolerance */
+    for (size_t i = 0; i < n; i++) {
+        double err = fabs((double)num[i] - analytic[i]);
+        worst = fmax(worst, err);
+        ratio = fmax(ratio, err / (atol + rtol * fabs((double)analytic[i])));
+    }
+    printf("    d%-6s worst |fd - analytic| = %.3g (eps %g), %.2f of tolerance\n", what, worst, eps, ratio);
+    int ok = test_allclose(what, num, analytic, n, rtol, atol);
+    free(num);
+    return ok;
+}
+
+static void test_gradients_fd(void) {
+    /* one thread: FD runs thousands of tiny forwards, and thread wake-ups on a
+     * busy machine would dominate; test_threads_bitwise covers 2 threads */
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    for (size_t s = 0; s < NSHAPES; s++) {
+        shape sh = shapes[s];
+        if (sh.E * sh.N > 64) sh.E = 3; /* keep the FD loop small */
+        problem p = problem_new(sh.B, sh.T, sh.E, sh.N, sh.R, sh.pad, test_seed() + 200 + s);
+        printf("  shape B%d T%d E%d N%d R%d pad%d\n", sh.B, sh.T, sh.E, sh.N, sh.R, sh.pad);
+        grads g = grads_new(&p);
+        run_backward(&p, &g);
+        size_t BTE = (size_t)sh.B * sh.T * sh.E;
+        CHECK(fd_check("u", &p, p.u, BTE, g.du, 0.1, 1e-3, 1e-4), "shape %zu", s);
+        CHECK(fd_check("delta", &p, p.delta, BTE, g.ddelta, 1e-3, 1e-2, 2e-3), "shape %zu", s);
+        CHECK(fd_check("A_log", &p, p.A_log, (size_t)sh.E * sh.N, g.dA_log, 1e-3, 1e-2, 2e-3), "shape %zu", s);
+        /* the whole x_proj row: Bm, Cm, and columns the scan must not touch */
+        CHECK(fd_check("xproj", &p, p.xp, (size_t)sh.B * sh.T * p.ldx, g.dxp, 0.1, 1e-3, 1e-4), "shape %zu", s);
+        CHECK(fd_check("D", &p, p.D, (size_t)sh.E, g.dD, 0.1, 1e-3, 1e-4), "shape %zu", s);
+        grads_free(&g);
+        problem_free(&p);
+    }
+    omp_set_num_threads(saved);
+}
+
+/* Columns of the x_proj gradient outside Bm/Cm stay exactly as they were. */
+static void test_backward_touches_only_bc(void) {
+    problem p = problem_new(3, 6, 4, 5, 3, 2, test_seed() + 300);
+    grads g = grads_new(&p);
+    size_t nx = (size_t)p.B * p.T * p.ldx;
+    for (size_t i = 0; i < nx; i++) g.dxp[i] = 7.0f;
+    run_backward(&p, &g);
+    int bad = 0;
+    for (size_t i = 0; i < nx; i++) {
+        int col = (int)(i % (size_t)p.ldx);
+        int inside = col >= p.R && col < p.R + 2 * p.N;
+        if (!inside && g.dxp[i] != 7.0f) bad++;
+        if (inside && g.dxp[i] == 7.0f) bad++; /* every B/C entry gets a gradient */
+    }
+    CHECK(bad == 0, "%d x_proj gradient entries wrong (outside written or inside untouched)", bad);
+    grads_free(&g);
+    problem_free(&p);
+}
+
+/* ---- determinism, accumulation, scratch bounds ---- */
+
+static void test_threads_bitwise(void) {
+    /* B = 5 sequences over 2 threads: uneven split; E, N odd-ish */
+    problem p = problem_new(5, 17, 23, 16, 3, 1, test_seed() + 400);
+    size_t BTE = (size_t)p.B * p.T * p.E, EN = (size_t)p.E * p.N, nx = (size_t)p.B * p.T * p.ldx;
+    float *y1 = malloc(BTE * sizeof(float));
+    grads g1 = grads_new(&p), g2 = grads_new(&p);
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    run_forward(&p);
+    memcpy(y1, p.y, BTE * sizeof(float));
+    run_backward(&p, &g1);
+    omp_set_num_threads(2);
+    run_forward(&p);
+    run_backward(&p, &g2);
+    omp_set_num_threads(saved);
+    CHECK(!memcmp(y1, p.y, BTE * sizeof(float)), "y differs between 1 and 2 threads");
+    CHECK(!memcmp(g1.du, g2.du, BTE * sizeof(float)), "du differs");
+    CHECK(!memcmp(g1.ddelta, g2.ddelta, BTE * sizeof(float)), "ddelta differs");
+    CHECK(!memcmp(g1.dA_log, g2.dA_log, EN * sizeof(float)), "dA_log differs");
+    CHECK(!memcmp(g1.dxp, g2.dxp, nx * sizeof(float)), "dBm/dCm differ");
+    CHECK(!memcmp(g1.dD, g2.dD, (size_t)p.E * sizeof(float)), "dD differs");
+    free(y1);
+    grads_free(&g1); grads_free(&g2);
+    problem_free(&p);
+}
+
+static int accum_ok(const char *what, const float *got, const float *init, const float *fresh, size_t n) {
+    float *want = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) want[i] = init[i] + fresh[i];
+    int ok = test_allclose(what, got, want, n, 1e-6, 1e-6);
+    free(want);
+    return ok;
+}
+
+static void test_backward_accumulates(void) {
+    problem p = problem_new(2, 8, 5, 4, 2, 1, test_seed() + 500);
+    size_t BTE = (size_t)p.B * p.T * p.E, EN = (size_t)p.E * p.N, nx = (size_t)p.B * p.T * p.ldx;
+    grads fresh = grads_new(&p), acc = grads_new(&p), init = grads_new(&p);
+    test_rng rng = {test_seed() + 501};
+    test_fill_normal(&rng, init.du, BTE, 1.0f);
+    test_fill_normal(&rng, init.ddelta, BTE, 1.0f);
+    test_fill_normal(&rng, init.dA_log, EN, 1.0f);
+    test_fill_normal(&rng, init.dxp, nx, 1.0f);
+    test_fill_normal(&rng, init.dD, (size_t)p.E, 1.0f);
+    memcpy(acc.du, init.du, BTE * sizeof(float));
+    memcpy(acc.ddelta, init.ddelta, BTE * sizeof(float));
+    memcpy(acc.dA_log, init.dA_log, EN * sizeof(float));
+    memcpy(acc.dxp, init.dxp, nx * sizeof(float));
+    memcpy(acc.dD, init.dD, (size_t)p.E * sizeof(float));
+    run_backward(&p, &fresh);
+    run_backward(&p, &acc);
+    CHECK(accum_ok("du", acc.du, init.du, fresh.du, BTE), "du not accumulated");
+    CHECK(accum_ok("ddelta", acc.ddelta, init.ddelta, fresh.ddelta, BTE), "ddelta not accumulated");
+    CHECK(accum_ok("dA_log", acc.dA_log, init.dA_log, fresh.dA_log, EN), "dA_log not accumulated");
+    CHECK(accum_ok("dxproj", acc.dxp, init.dxp, fresh.dxp, nx), "dBm/dCm not accumulated");
+    CHECK(accum_ok("dD", acc.dD, init.dD, fresh.dD, (size_t)p.E), "dD not accumulated");
+    grads_free(&fresh); grads_free(&acc); grads_free(&init);
+    problem_free(&p);
+}
+
+/* The kernels stay inside scan_scratch_floats(..., omp_get_max_threads()). */
+static void test_scratch_bounds(void) {
+    problem p = problem_new(4, 10, 6, 7, 1, 0, test_seed() + 600);
+    const float sentinel = -12345.0f;
+    /* size the scratch for exactly the threads that will run */
+    int nt = omp_get_max_threads();
+    size_t need = scan_scratch_floats(p.B, p.T, p.E, p.N, nt);
+    CHECK(need > 0 && need <= p.nscratch, "scratch size %zu (allocated %zu)", need, p.nscratch);
+    CHECK(scan_scratch_floats(p.B, p.T, p.E, p.N, nt + 1) > need, "scratch does not grow with threads");
+    CHECK(scan_scratch_floats(0, p.T, p.E, p.N, nt) == 0, "empty batch needs no scratch");
+    float *scratch = malloc((need + 64) * sizeof(float));
+    for (size_t i = 0; i < need + 64; i++) scratch[i] = sentinel;
+    grads g = grads_new(&p);
+    scan_forward(p.y, p.u, p.delta, p.A_log, Bm_of(&p), Cm_of(&p), p.ldx, p.D, p.B, p.T, p.E, p.N, scratch);
+    scan_backward(g.du, g.ddelta, g.dA_log, g.dxp + p.R, g.dxp + p.R + p.N, g.dD, p.r, p.u, p.delta, p.A_log,
+                  Bm_of(&p), Cm_of(&p), p.ldx, p.D, p.B, p.T, p.E, p.N, scratch);
+    int touched = 0;
+    for (size_t i = need; i < need + 64; i++) touched += scratch[i] != sentinel;
+    CHECK(touched == 0, "%d floats written past the scratch size", touched);
+    free(scratch);
+    grads_free(&g);
+    problem_free(&p);
+}
+
+int main(int argc, char **argv) {
+    test_init(argc, argv);
+    TEST_RUN(test_forward_matches_naive);
+    TEST_RUN(test_states_match_naive);
+    TEST_RUN(test_gradients_fd);
+    TEST_RUN(test_backward_touches_only_bc);
+    TEST_RUN(test_threads_bitwise);
+    TEST_RUN(test_backward_accumulates);
+    TEST_RUN(test_scratch_bounds);
+    return test_finish();
+}
