@@ -16,8 +16,8 @@ need() { # need PACKAGE FILE-OR-COMMAND
 need gcc gcc
 need make make
 need pkg-config pkg-config
-need libopenblas-dev /usr/include/x86_64-linux-gnu/cblas.h
-need libopenblas-dev /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so
+need libopenblas-openmp-dev /usr/include/x86_64-linux-gnu/openblas-openmp/cblas.h
+need libopenblas-openmp-dev /usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so
 need liblua5.4-dev /usr/include/lua5.4/lua.h
 need libncurses-dev /usr/include/ncursesw/ncurses.h
 need libreadline-dev /usr/include/readline/readline.h

@@ -14,12 +14,13 @@
  * Layout choices, all for speed:
  *   - The n loop (N = 16 states, contiguous) is innermost everywhere. The
  *     exp(delta A) factors of one (t, c) are computed first into a small
- *     buffer (scalar expf calls: glibc's vector expf is only used under
- *     -ffast-math, which the project forbids), so the remaining n loops are
- *     plain multiply-adds. They are marked `omp simd` because GCC's -O2 cost
- *     model does not vectorise loops of unknown trip count; the n-reductions
- *     then sum in a fixed lane order that does not depend on the threads.
- *     expf is still about 60% of the instructions executed (callgrind).
+ *     buffer with fm_expf (core/fastmath.h: a polynomial exp that vectorises;
+ *     glibc's scalar expf was about 60% of the instructions, and its vector
+ *     variant needs -ffast-math, which the project forbids), so the remaining
+ *     n loops are plain multiply-adds. They are marked `omp simd` because
+ *     GCC's -O2 cost model does not vectorise loops of unknown trip count; the
+ *     n-reductions then sum in a fixed lane order that does not depend on the
+ *     threads.
  *   - A = -exp(A_log) is computed once per call into shared scratch, not per t.
  *   - No allocation: the caller provides scan_scratch_floats(...) floats.
  *   - Threads index scratch by omp_get_thread_num(), so the kernels must not
@@ -41,6 +42,8 @@
 
 #include <math.h>
 #include <string.h>
+
+#include "core/fastmath.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -88,7 +91,8 @@ static void fill_A(float *A, const float *A_log, size_t EN) {
  * recompute and scan_states, so all three produce bitwise the same states. */
 SCAN_INLINE void step_channel(float *restrict h, float *restrict a, const float *restrict Ac,
                               const float *restrict Bt, float d, float u, int N) {
-    for (int n = 0; n < N; n++) a[n] = expf(d * Ac[n]);
+    #pragma omp simd
+    for (int n = 0; n < N; n++) a[n] = fm_expf(d * Ac[n]);
     float du = d * u;
 #pragma omp simd
     for (int n = 0; n < N; n++) h[n] = a[n] * h[n] + du * Bt[n];
@@ -196,7 +200,8 @@ SCAN_INLINE void backward_seq(float *du, float *ddelta, float *dAp, float *dDp, 
             float dyc = dyt[c], d = dt[c], uc = ut[c];
             const float *Ac = A + (size_t)c * N, *hc = ht + (size_t)c * N;
             float *gc = g + (size_t)c * N, *dAc = dAp + (size_t)c * N;
-            for (int n = 0; n < N; n++) a[n] = expf(d * Ac[n]);
+            #pragma omp simd
+    for (int n = 0; n < N; n++) a[n] = fm_expf(d * Ac[n]);
             dDp[c] += dyc * uc;
 #pragma omp simd
             for (int n = 0; n < N; n++) {

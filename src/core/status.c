@@ -3,14 +3,20 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_error[512];
 
+/* Formats into a local buffer first: callers often wrap the previous
+ * message, icl_fail(st, "%s: %s", path, icl_error()), and vsnprintf must not
+ * read the buffer it writes. */
 icl_status icl_fail(icl_status code, const char *fmt, ...) {
+    char buf[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(last_error, buf, sizeof buf);
     return code;
 }
 

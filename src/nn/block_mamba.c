@@ -1,0 +1,114 @@
+/*
+ * block_mamba.c - the pre-norm Mamba-1 block, forward and backward, exactly
+ * the maths of SPEC.md 6.1 (mamba_simple.py with selective_scan_ref):
+ *
+ *   u      = LN(res)                                   (B,T,D)
+ *   [x|z]  = u W_in^T                                  (B,T,2E)  no bias
+ *   xc     = conv1d_causal(x) + b_conv                 (B,T,E)   depthwise, K taps
+ *   xs     = SiLU(xc)                                  (B,T,E)
+ *   [dl|B|C] = xs W_x^T                                (B,T,R+2N) no bias
+ *   delta  = softplus(dl W_dt^T + b_dt)                (B,T,E)
+ *   y      = selective_scan(xs, delta, A_log, B, C, D) (B,T,E)   core/scan.c
+ *   yg     = y * SiLU(z)                               (B,T,E)
+ *   res'   = res + yg W_out^T                          (B,T,D)   no bias
+ *
+ * B and C are read in place as column slices of the x_proj output (row
+ * stride R+2N), and x and z as slices of the in_proj output (stride 2E), so
+ * no copies are made. The backward walks the same steps in reverse.
+ */
+#include <string.h>
+
+#include "core/act.h"
+#include "core/blas.h"
+#include "core/conv1d.h"
+#include "core/layernorm.h"
+#include "core/scan.h"
+#include "nn/model_internal.h"
+
+void mamba_block_forward(const model *m, block *bl, float *res_out, const float *res_in, int B, int T) {
+    const int D = m->D, E = m->E, N = m->N, R = m->R, K = m->K, BT = B * T, W = R + 2 * N;
+    float *const *P = bl->p;
+    layernorm_forward(bl->ln_out, bl->ln_mean, bl->ln_rstd, res_in, P[MB_LN_W], P[MB_LN_B], BT, D);
+    /* xz = u W_in^T:  in_proj, (BT, D) x (D, 2E) */
+    blas_gemm(0, 1, BT, 2 * E, D, 1.0f, bl->ln_out, D, P[MB_IN_W], D, 0.0f, bl->xz, 2 * E);
+    /* xc = conv1d(x); xs = silu(xc) */
+    conv1d_forward(bl->xc, bl->xz, 2 * E, P[MB_CONV_W], P[MB_CONV_B], B, T, E, K);
+    silu_forward(bl->xs, bl->xc, (size_t)BT * E);
+    /* dbc = xs W_x^T: x_proj, (BT, E) x (E, R+2N) */
+    blas_gemm(0, 1, BT, W, E, 1.0f, bl->xs, E, P[MB_XPROJ_W], E, 0.0f, bl->dbc, W);
+    /* dt_pre = dl W_dt^T + b_dt, with dl the first R columns of dbc */
+    blas_gemm(0, 1, BT, E, R, 1.0f, bl->dbc, W, P[MB_DT_W], R, 0.0f, bl->dt_pre, E);
+    const float *bdt = P[MB_DT_B];
+    for (size_t i = 0; i < (size_t)BT; i++)
+        for (int c = 0; c < E; c++) bl->dt_pre[i * E + c] += bdt[c];
+    softplus_forward(bl->delta, bl->dt_pre, (size_t)BT * E);
+    /* the selective scan */
+    scan_forward(bl->y, bl->xs, bl->delta, P[MB_A_LOG], bl->dbc + R, bl->dbc + R + N, W, P[MB_D], B, T, E, N,
+                 m->scan_scratch);
+    /* gate: yg = y * silu(z), z the second half of xz */
+    for (size_t i = 0; i < (size_t)BT; i++) {
+        const float *z = bl->xz + i * 2 * E + E;
+        const float *y = bl->y + i * E;
+        float *yg = bl->yg + i * E;
+        for (int c = 0; c < E; c++) yg[c] = y[c] * act_silu(z[c]);
+    }
+    /* res' = res + yg W_out^T */
+    memcpy(res_out, res_in, sizeof(float) * (size_t)BT * D);
+    blas_gemm(0, 1, BT, D, E, 1.0f, bl->yg, E, P[MB_OUT_W], E, 1.0f, res_out, D);
+}
+
+void mamba_block_backward(const model *m, block *bl, float *dres, const float *res_in, const block_scratch *s,
+                          int B, int T) {
+    const int D = m->D, E = m->E, N = m->N, R = m->R, K = m->K, BT = B * T, W = R + 2 * N;
+    const size_t BTE = (size_t)BT * E;
+    float *const *P = bl->p, *const *G = bl->g;
+    float *dxz = s->d1, *ddbc = s->d2;
+    float *dxc = s->e[0], *dxs = s->e[1], *ddt = s->e[2], *ddelta = s->e[3], *dy = s->e[4], *dyg = s->e[5];
+
+    /* out_proj: dyg = dres W_out; dW_out += dres^T yg */
+    blas_gemm(0, 0, BT, E, D, 1.0f, dres, D, P[MB_OUT_W], E, 0.0f, dyg, E);
+    blas_gemm(1, 0, D, E, BT, 1.0f, dres, D, bl->yg, E, 1.0f, G[MB_OUT_W], E);
+
+    /* gate: dy = dyg * silu(z); dz = dyg * y * silu'(z) into the z half of dxz */
+    memset(dxz, 0, sizeof(float) * (size_t)BT * 2 * E);
+    for (size_t i = 0; i < (size_t)BT; i++) {
+        const float *z = bl->xz + i * 2 * E + E;
+        const float *y = bl->y + i * E;
+        const float *g = dyg + i * E;
+        float *dyi = dy + i * E, *dz = dxz + i * 2 * E + E;
+        for (int c = 0; c < E; c++) {
+            float sg = act_sigmoid(z[c]);
+            dyi[c] = g[c] * z[c] * sg;
+            dz[c] = g[c] * y[c] * sg * (1.0f + z[c] * (1.0f - sg));
+        }
+    }
+
+    /* selective scan backward: dxs, ddelta, dA_log, dB, dC (into ddbc), dD */
+    memset(dxs, 0, sizeof(float) * BTE);
+    memset(ddelta, 0, sizeof(float) * BTE);
+    memset(ddbc, 0, sizeof(float) * (size_t)BT * W);
+    scan_backward(dxs, ddelta, G[MB_A_LOG], ddbc + R, ddbc + R + N, G[MB_D], dy, bl->xs, bl->delta, P[MB_A_LOG],
+                  bl->dbc + R, bl->dbc + R + N, W, P[MB_D], B, T, E, N, m->scan_scratch);
+
+    /* delta = softplus(dt_pre); dt_pre = dl W_dt^T + b_dt */
+    memset(ddt, 0, sizeof(float) * BTE);
+    softplus_backward(ddt, ddelta, bl->dt_pre, BTE);
+    colsum_accumulate(G[MB_DT_B], ddt, BT, E, E);
+    blas_gemm(1, 0, E, R, BT, 1.0f, ddt, E, bl->dbc, W, 1.0f, G[MB_DT_W], R);
+    blas_gemm(0, 0, BT, R, E, 1.0f, ddt, E, P[MB_DT_W], R, 1.0f, ddbc, W);
+
+    /* x_proj: dxs += ddbc W_x; dW_x += ddbc^T xs */
+    blas_gemm(0, 0, BT, E, W, 1.0f, ddbc, W, P[MB_XPROJ_W], E, 1.0f, dxs, E);
+    blas_gemm(1, 0, W, E, BT, 1.0f, ddbc, W, bl->xs, E, 1.0f, G[MB_XPROJ_W], E);
+
+    /* xs = silu(xc); xc = conv1d(x) */
+    memset(dxc, 0, sizeof(float) * BTE);
+    silu_backward(dxc, dxs, bl->xc, BTE);
+    conv1d_backward(dxz, 2 * E, G[MB_CONV_W], G[MB_CONV_B], dxc, bl->xz, 2 * E, P[MB_CONV_W], B, T, E, K);
+
+    /* in_proj: du = dxz W_in; dW_in += dxz^T u */
+    blas_gemm(0, 0, BT, D, 2 * E, 1.0f, dxz, 2 * E, P[MB_IN_W], D, 0.0f, s->dln, D);
+    blas_gemm(1, 0, 2 * E, D, BT, 1.0f, dxz, 2 * E, bl->ln_out, D, 1.0f, G[MB_IN_W], D);
+
+    layernorm_backward(dres, G[MB_LN_W], G[MB_LN_B], s->dln, res_in, P[MB_LN_W], bl->ln_mean, bl->ln_rstd, BT, D);
+}

@@ -1,0 +1,76 @@
+/*
+ * block_s4mamba.c - S4-Mamba (SPEC.md 3.3): the Mamba block with its
+ * selective scan replaced by an input-independent diagonal SSM (S4D-Lin),
+ * and the gate applied without SiLU:
+ *
+ *   u      = LN(res)                          (B,T,D)
+ *   [x|z]  = u W_in^T                         (B,T,2E)
+ *   xs     = SiLU(conv1d_causal(x) + b_conv)  (B,T,E)
+ *   K      = s4d_kernel(log_dt, A, C)         (E,T)   core/s4d.c
+ *   y      = K * xs + D xs                    (B,T,E) causal long convolution
+ *   yg     = y * z                            (B,T,E) (no SiLU on z)
+ *   res'   = res + yg W_out^T
+ *
+ * The reference also applies dropout (p = 0.1, tied over length) after the
+ * SSM; iclplay leaves it out (p = 0) so every step is deterministic and
+ * gradient-checkable; the README says so.
+ */
+#include <string.h>
+
+#include "core/act.h"
+#include "core/blas.h"
+#include "core/conv1d.h"
+#include "core/layernorm.h"
+#include "core/s4d.h"
+#include "nn/model_internal.h"
+
+void s4mamba_block_forward(const model *m, block *bl, float *res_out, const float *res_in, int B, int T) {
+    const int D = m->D, E = m->E, K = m->K, Nh = m->Nh, BT = B * T;
+    float *const *P = bl->p;
+    layernorm_forward(bl->ln_out, bl->ln_mean, bl->ln_rstd, res_in, P[S4_LN_W], P[S4_LN_B], BT, D);
+    blas_gemm(0, 1, BT, 2 * E, D, 1.0f, bl->ln_out, D, P[S4_IN_W], D, 0.0f, bl->xz, 2 * E);
+    conv1d_forward(bl->xc, bl->xz, 2 * E, P[S4_CONV_W], P[S4_CONV_B], B, T, E, K);
+    silu_forward(bl->xs, bl->xc, (size_t)BT * E);
+    /* the kernel has one tap per lag; its length is this forward's T */
+    s4d_kernel_forward(bl->kern, P[S4_LOG_DT], P[S4_LOG_A_RE], P[S4_A_IM], P[S4_C], E, Nh, T);
+    s4d_conv_forward(bl->y, bl->xs, bl->kern, P[S4_D], B, T, E, T);
+    for (size_t i = 0; i < (size_t)BT; i++) {
+        const float *z = bl->xz + i * 2 * E + E;
+        for (int c = 0; c < E; c++) bl->yg[i * E + c] = bl->y[i * E + c] * z[c];
+    }
+    memcpy(res_out, res_in, sizeof(float) * (size_t)BT * D);
+    blas_gemm(0, 1, BT, D, E, 1.0f, bl->yg, E, P[S4_OUT_W], E, 1.0f, res_out, D);
+}
+
+void s4mamba_block_backward(const model *m, block *bl, float *dres, const float *res_in, const block_scratch *s,
+                            int B, int T) {
+    const int D = m->D, E = m->E, K = m->K, Nh = m->Nh, BT = B * T;
+    const size_t BTE = (size_t)BT * E;
+    float *const *P = bl->p, *const *G = bl->g;
+    float *dxz = s->d1, *dxc = s->e[0], *dxs = s->e[1], *dy = s->e[4], *dyg = s->e[5];
+
+    blas_gemm(0, 0, BT, E, D, 1.0f, dres, D, P[S4_OUT_W], E, 0.0f, dyg, E);
+    blas_gemm(1, 0, D, E, BT, 1.0f, dres, D, bl->yg, E, 1.0f, G[S4_OUT_W], E);
+
+    /* gate yg = y * z: dy = dyg z, dz = dyg y */
+    memset(dxz, 0, sizeof(float) * (size_t)BT * 2 * E);
+    for (size_t i = 0; i < (size_t)BT; i++) {
+        const float *z = bl->xz + i * 2 * E + E;
+        for (int c = 0; c < E; c++) {
+            dy[i * E + c] = dyg[i * E + c] * z[c];
+            dxz[i * 2 * E + E + c] = dyg[i * E + c] * bl->y[i * E + c];
+        }
+    }
+    /* long convolution, then the kernel's parameters */
+    memset(dxs, 0, sizeof(float) * BTE);
+    memset(s->dkern, 0, sizeof(float) * (size_t)E * T);
+    s4d_conv_backward(dxs, s->dkern, G[S4_D], dy, bl->xs, bl->kern, P[S4_D], B, T, E, T);
+    s4d_kernel_backward(G[S4_LOG_DT], G[S4_LOG_A_RE], G[S4_A_IM], G[S4_C], s->dkern, P[S4_LOG_DT], P[S4_LOG_A_RE],
+                        P[S4_A_IM], P[S4_C], E, Nh, T);
+    memset(dxc, 0, sizeof(float) * BTE);
+    silu_backward(dxc, dxs, bl->xc, BTE);
+    conv1d_backward(dxz, 2 * E, G[S4_CONV_W], G[S4_CONV_B], dxc, bl->xz, 2 * E, P[S4_CONV_W], B, T, E, K);
+    blas_gemm(0, 0, BT, D, 2 * E, 1.0f, dxz, 2 * E, P[S4_IN_W], D, 0.0f, s->dln, D);
+    blas_gemm(1, 0, 2 * E, D, BT, 1.0f, dxz, 2 * E, bl->ln_out, D, 1.0f, G[S4_IN_W], D);
+    layernorm_backward(dres, G[S4_LN_W], G[S4_LN_B], s->dln, res_in, P[S4_LN_W], bl->ln_mean, bl->ln_rstd, BT, D);
+}

@@ -1,0 +1,467 @@
+/*
+ * model.c - building a model from its spec (the flat parameter block and its
+ * named views), reserving activations, and the whole-model forward and
+ * backward that run the blocks in order. The blocks themselves live in
+ * block_*.c, initialisation in model_init.c, probes in model_probe.c.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/blas.h"
+#include "core/layernorm.h"
+#include "core/scan.h"
+#include "nn/model_internal.h"
+
+/* ---- Linear helpers shared by the blocks -------------------------------- */
+
+void linear_forward(float *out, const float *inp, const float *w, const float *b, int rows, int in, int cols) {
+    blas_gemm(0, 1, rows, cols, in, 1.0f, inp, in, w, in, 0.0f, out, cols);
+    if (b) {
+        for (size_t i = 0; i < (size_t)rows; i++) {
+            float *o = out + i * cols;
+            for (int j = 0; j < cols; j++) o[j] += b[j];
+        }
+    }
+}
+
+void colsum_accumulate(float *db, const float *d, int rows, int cols, int ld) {
+    /* per column in a fixed row order: deterministic for any thread count */
+#pragma omp parallel for schedule(static) if ((size_t)rows * cols > (1u << 16))
+    for (int j = 0; j < cols; j++) {
+        double s = 0;
+        for (size_t i = 0; i < (size_t)rows; i++) s += d[i * ld + j];
+        db[j] += (float)s;
+    }
+}
+
+void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                     int rows, int in, int cols) {
+    if (dinp) blas_gemm(0, 0, rows, in, cols, 1.0f, dout, cols, w, in, 1.0f, dinp, in);
+    blas_gemm(1, 0, cols, in, rows, 1.0f, dout, cols, inp, in, 1.0f, dw, in);
+    if (db) colsum_accumulate(db, dout, rows, cols, cols);
+}
+
+/* ---- the parameter table ------------------------------------------------ */
+
+typedef struct { const char *name; int ndim; int s0, s1, s2; } tdesc;
+
+/* The tensors of one block, in storage order (matches the enums). */
+static int block_tensors(const model *m, block_kind k, tdesc *t) {
+    const int D = m->D, E = m->E, N = m->N, R = m->R, K = m->K, Nh = m->Nh;
+    int n = 0;
+    t[n++] = (tdesc){"ln.weight", 1, D, 0, 0};
+    t[n++] = (tdesc){"ln.bias", 1, D, 0, 0};
+    switch (k) {
+    case BLOCK_ATTN:
+        t[n++] = (tdesc){"qkv.weight", 2, 3 * D, D, 0};
+        t[n++] = (tdesc){"qkv.bias", 1, 3 * D, 0, 0};
+        t[n++] = (tdesc){"proj.weight", 2, D, D, 0};
+        t[n++] = (tdesc){"proj.bias", 1, D, 0, 0};
+        break;
+    case BLOCK_MLP:
+        t[n++] = (tdesc){"fc.weight", 2, 4 * D, D, 0};
+        t[n++] = (tdesc){"fc.bias", 1, 4 * D, 0, 0};
+        t[n++] = (tdesc){"proj.weight", 2, D, 4 * D, 0};
+        t[n++] = (tdesc){"proj.bias", 1, D, 0, 0};
+        break;
+    case BLOCK_MAMBA:
+        t[n++] = (tdesc){"in_proj.weight", 2, 2 * E, D, 0};
+        t[n++] = (tdesc){"conv.weight", 2, E, K, 0};
+        t[n++] = (tdesc){"conv.bias", 1, E, 0, 0};
+        t[n++] = (tdesc){"x_proj.weight", 2, R + 2 * N, E, 0};
+        t[n++] = (tdesc){"dt_proj.weight", 2, E, R, 0};
+        t[n++] = (tdesc){"dt_proj.bias", 1, E, 0, 0};
+        t[n++] = (tdesc){"A_log", 2, E, N, 0};
+        t[n++] = (tdesc){"D", 1, E, 0, 0};
+        t[n++] = (tdesc){"out_proj.weight", 2, D, E, 0};
+        break;
+    case BLOCK_S4MAMBA:
+        t[n++] = (tdesc){"in_proj.weight", 2, 2 * E, D, 0};
+        t[n++] = (tdesc){"conv.weight", 2, E, K, 0};
+        t[n++] = (tdesc){"conv.bias", 1, E, 0, 0};
+        t[n++] = (tdesc){"log_dt", 1, E, 0, 0};
+        t[n++] = (tdesc){"log_A_real", 2, E, Nh, 0};
+        t[n++] = (tdesc){"A_imag", 2, E, Nh, 0};
+        t[n++] = (tdesc){"C", 3, E, Nh, 2};
+        t[n++] = (tdesc){"D", 1, E, 0, 0};
+        t[n++] = (tdesc){"out_proj.weight", 2, D, E, 0};
+        break;
+    default: break;
+    }
+    return n;
+}
+
+static size_t add_tensor(model *m, const char *name, int ndim, int s0, int s1, int s2, int blk, size_t off) {
+    param_tensor *t = &m->table[m->n_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    t->shape[0] = s0;
+    t->shape[1] = s1;
+    t->shape[2] = s2;
+    t->numel = (size_t)s0 * (ndim > 1 ? (size_t)s1 : 1) * (ndim > 2 ? (size_t)s2 : 1);
+    t->offset = off;
+    t->block = blk;
+    return off + t->numel;
+}
+
+/* Lay out every tensor (names, shapes, offsets) without touching memory. */
+static size_t layout(model *m) {
+    const model_spec *s = &m->spec;
+    const int D = m->D;
+    size_t off = 0;
+    char name[48];
+    m->n_tensors = 0;
+    if (s->vocab > 0) off = add_tensor(m, "embed.weight", 2, s->vocab, D, 0, -1, off);
+    else {
+        off = add_tensor(m, "read_in.weight", 2, D, s->n_dims, 0, -1, off);
+        off = add_tensor(m, "read_in.bias", 1, D, 0, 0, -1, off);
+    }
+    if (s->n_positions > 0) off = add_tensor(m, "pos.weight", 2, s->n_positions, D, 0, -1, off);
+    for (int i = 0; i < s->n_blocks; i++) {
+        tdesc t[BLOCK_MAX_PARAMS];
+        int n = block_tensors(m, s->blocks[i], t);
+        for (int j = 0; j < n; j++) {
+            snprintf(name, sizeof name, "blocks.%d.%s.%s", i, block_kind_name(s->blocks[i]), t[j].name);
+            off = add_tensor(m, name, t[j].ndim, t[j].s0, t[j].s1, t[j].s2, i, off);
+        }
+    }
+    off = add_tensor(m, "norm_f.weight", 1, D, 0, 0, -1, off);
+    off = add_tensor(m, "norm_f.bias", 1, D, 0, 0, -1, off);
+    off = add_tensor(m, "read_out.weight", 2, s->n_out, D, 0, -1, off);
+    off = add_tensor(m, "read_out.bias", 1, s->n_out, 0, 0, -1, off);
+    return off;
+}
+
+/* Point every named view at its tensor in params and grads. */
+static void bind_views(model *m) {
+    int ti = 0;
+    const model_spec *s = &m->spec;
+#define NEXT(p, g)                                      \
+    do {                                                \
+        (p) = m->params + m->table[ti].offset;          \
+        (g) = m->grads + m->table[ti].offset;           \
+        ti++;                                           \
+    } while (0)
+    m->ri_w = m->ri_b = m->emb = m->pos = NULL;
+    m->g_ri_w = m->g_ri_b = m->g_emb = m->g_pos = NULL;
+    if (s->vocab > 0) NEXT(m->emb, m->g_emb);
+    else { NEXT(m->ri_w, m->g_ri_w); NEXT(m->ri_b, m->g_ri_b); }
+    if (s->n_positions > 0) NEXT(m->pos, m->g_pos);
+    for (int i = 0; i < s->n_blocks; i++) {
+        block *bl = &m->blocks[i];
+        tdesc t[BLOCK_MAX_PARAMS];
+        bl->kind = s->blocks[i];
+        bl->n_param = block_tensors(m, bl->kind, t);
+        bl->param_begin = m->table[ti].offset;
+        for (int j = 0; j < bl->n_param; j++) NEXT(bl->p[j], bl->g[j]);
+        bl->param_end = m->table[ti - 1].offset + m->table[ti - 1].numel;
+    }
+    NEXT(m->lnf_w, m->g_lnf_w);
+    NEXT(m->lnf_b, m->g_lnf_b);
+    NEXT(m->ro_w, m->g_ro_w);
+    NEXT(m->ro_b, m->g_ro_b);
+#undef NEXT
+}
+
+static void *alloc_floats(size_t n) {
+    size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+    void *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p) memset(p, 0, bytes ? bytes : 64);
+    return p;
+}
+
+icl_status model_create(model **out, const model_spec *spec) {
+    *out = NULL;
+    icl_status st = model_spec_validate(spec);
+    if (st) return st;
+    model *m = calloc(1, sizeof *m);
+    if (!m) return icl_fail(ICL_ERR_NOMEM, "model: out of memory");
+    m->spec = *spec;
+    m->D = spec->d_model;
+    m->E = spec->expand * spec->d_model;
+    m->N = spec->d_state;
+    m->R = spec->dt_rank > 0 ? spec->dt_rank : (spec->d_model + 15) / 16;
+    m->K = spec->d_conv;
+    m->NH = spec->n_head > 0 ? spec->n_head : 1;
+    m->Nh = spec->d_state / 2;
+    m->n_params = layout(m);
+    m->blocks = calloc((size_t)spec->n_blocks, sizeof *m->blocks);
+    m->params = alloc_floats(m->n_params);
+    m->grads = alloc_floats(m->n_params);
+    if (!m->blocks || !m->params || !m->grads) {
+        size_t mb = m->n_params * 8 / (1u << 20);
+        model_free(m);
+        return icl_fail(ICL_ERR_NOMEM, "model: cannot allocate %zu parameters (%zu MiB with gradients)",
+                        model_param_count(spec), mb);
+    }
+    bind_views(m);
+    model_init_params(m);
+    *out = m;
+    return ICL_OK;
+}
+
+void model_free(model *m) {
+    if (!m) return;
+    free(m->params);
+    free(m->grads);
+    free(m->arena);
+    free(m->res);
+    free(m->blocks);
+    free(m);
+}
+
+void model_zero_grad(model *m) { memset(m->grads, 0, sizeof(float) * m->n_params); }
+
+/* ---- activations -------------------------------------------------------- */
+
+typedef struct { float *base; size_t used; } carver;
+
+/* Hand out n floats, 16-float (64-byte) aligned. With base NULL, only count. */
+static float *carve(carver *c, size_t n) {
+    float *p = c->base ? c->base + c->used : NULL;
+    c->used += (n + 15) & ~(size_t)15;
+    return p;
+}
+
+static void carve_all(model *m, carver *c, int B, int T) {
+    const size_t BT = (size_t)B * T, D = m->D, E = m->E, N = m->N, R = m->R, W = R + 2 * N;
+    const model_spec *s = &m->spec;
+    for (int i = 0; i <= s->n_blocks; i++) {
+        float *p = carve(c, BT * D);
+        if (c->base) m->res[i] = p;
+    }
+    m->lnf_out = carve(c, BT * D);
+    m->lnf_mean = carve(c, BT);
+    m->lnf_rstd = carve(c, BT);
+    m->out = carve(c, BT * s->n_out);
+    size_t w1 = 0, w2 = 0;
+    int any_ssm = 0, any_s4 = 0, any_mamba = 0;
+    for (int i = 0; i < s->n_blocks; i++) {
+        block *bl = &m->blocks[i];
+        bl->ln_out = carve(c, BT * D);
+        bl->ln_mean = carve(c, BT);
+        bl->ln_rstd = carve(c, BT);
+        switch (s->blocks[i]) {
+        case BLOCK_ATTN:
+            bl->qkv = carve(c, BT * 3 * D);
+            bl->att = carve(c, (size_t)B * m->NH * T * T);
+            bl->atty = carve(c, BT * D);
+            if (3 * D > w1) w1 = 3 * D;
+            if (D > w2) w2 = D;
+            break;
+        case BLOCK_MLP:
+            bl->fc = carve(c, BT * 4 * D);
+            bl->fcg = carve(c, BT * 4 * D);
+            if (4 * D > w1) w1 = 4 * D;
+            if (4 * D > w2) w2 = 4 * D;
+            break;
+        case BLOCK_MAMBA:
+        case BLOCK_S4MAMBA:
+            bl->xz = carve(c, BT * 2 * E);
+            bl->xc = carve(c, BT * E);
+            bl->xs = carve(c, BT * E);
+            bl->y = carve(c, BT * E);
+            bl->yg = carve(c, BT * E);
+            if (s->blocks[i] == BLOCK_MAMBA) {
+                bl->dbc = carve(c, BT * W);
+                bl->dt_pre = carve(c, BT * E);
+                bl->delta = carve(c, BT * E);
+                if (W > w2) w2 = W;
+                any_mamba = 1;
+            } else {
+                bl->kern = carve(c, E * (size_t)T);
+                any_s4 = 1;
+            }
+            if (2 * E > w1) w1 = 2 * E;
+            any_ssm = 1;
+            break;
+        default: break;
+        }
+    }
+    m->dres = carve(c, BT * D);
+    m->dln = carve(c, BT * D);
+    m->dout_scratch = carve(c, BT * s->n_out);
+    m->d_big1 = carve(c, BT * w1);
+    m->d_big2 = carve(c, BT * w2);
+    for (int k = 0; k < 8; k++) m->d_e[k] = NULL;
+    if (any_ssm)
+        for (int k = 0; k < 6; k++) m->d_e[k] = carve(c, BT * E);
+    if (any_s4) m->d_e[6] = carve(c, E * (size_t)T);
+    m->scan_scratch = any_mamba ? carve(c, scan_scratch_floats(B, T, (int)E, (int)N, m->nthreads)) : NULL;
+}
+
+icl_status model_reserve(model *m, int B, int T) {
+    if (B < 1 || T < 1) return icl_fail(ICL_ERR_ARG, "model_reserve: batch (%d) and length (%d) must be >= 1", B, T);
+    int nthreads = omp_get_max_threads();
+    if (B <= m->cap_B && T <= m->cap_T && nthreads <= m->nthreads) return ICL_OK;
+    if (B < m->cap_B) B = m->cap_B;
+    if (T < m->cap_T) T = m->cap_T;
+    if (nthreads < m->nthreads) nthreads = m->nthreads;
+    float **res = calloc((size_t)m->spec.n_blocks + 1, sizeof *res);
+    if (!res) return icl_fail(ICL_ERR_NOMEM, "model_reserve: out of memory");
+    int old_threads = m->nthreads;
+    m->nthreads = nthreads;
+    carver c = {NULL, 0};
+    carve_all(m, &c, B, T);
+    float *arena = alloc_floats(c.used);
+    if (!arena) {
+        m->nthreads = old_threads;
+        free(res);
+        carver back = {m->arena, 0};
+        if (m->arena) carve_all(m, &back, m->cap_B, m->cap_T); /* restore the old views */
+        return icl_fail(ICL_ERR_NOMEM, "model_reserve: cannot allocate %.1f MiB of activations for batch %d x %d",
+                        c.used * 4.0 / (1 << 20), B, T);
+    }
+    free(m->arena);
+    free(m->res);
+    m->arena = arena;
+    m->arena_floats = c.used;
+    m->res = res;
+    carver real = {arena, 0};
+    carve_all(m, &real, B, T);
+    m->cap_B = B;
+    m->cap_T = T;
+    m->B = m->T = 0;
+    return ICL_OK;
+}
+
+/* ---- forward and backward ----------------------------------------------- */
+
+icl_status model_forward(model *m, const float *x, const int *tok, int B, int T) {
+    const model_spec *s = &m->spec;
+    const int D = m->D;
+    const size_t BT = (size_t)B * T;
+    if (B < 1 || T < 1) return icl_fail(ICL_ERR_ARG, "forward: batch (%d) and length (%d) must be >= 1", B, T);
+    if (B > m->cap_B || T > m->cap_T || omp_get_max_threads() > m->nthreads)
+        return icl_fail(ICL_ERR_SHAPE,
+                        "forward: batch %d x length %d exceeds the reserved %d x %d (call model_reserve first)", B, T,
+                        m->cap_B, m->cap_T);
+    if (s->n_positions > 0 && T > s->n_positions)
+        return icl_fail(ICL_ERR_SHAPE, "forward: length %d exceeds the model's %d learned positions (n_positions)", T,
+                        s->n_positions);
+    float *r0 = m->res[0];
+    if (s->vocab > 0) {
+        if (!tok) return icl_fail(ICL_ERR_ARG, "forward: this model embeds token ids, but none were given");
+        for (size_t i = 0; i < BT; i++) {
+            if (tok[i] < 0 || tok[i] >= s->vocab)
+                return icl_fail(ICL_ERR_ARG, "forward: token id %d at position %zu is outside [0, %d)", tok[i], i,
+                                s->vocab);
+            memcpy(r0 + i * D, m->emb + (size_t)tok[i] * D, sizeof(float) * D);
+        }
+    } else {
+        if (!x) return icl_fail(ICL_ERR_ARG, "forward: this model reads continuous tokens, but none were given");
+        linear_forward(r0, x, m->ri_w, m->ri_b, (int)BT, s->n_dims, D);
+    }
+    if (m->pos)
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                float *r = r0 + ((size_t)b * T + t) * D;
+                const float *p = m->pos + (size_t)t * D;
+                for (int c = 0; c < D; c++) r[c] += p[c];
+            }
+    for (int i = 0; i < s->n_blocks; i++) {
+        block *bl = &m->blocks[i];
+        switch (bl->kind) {
+        case BLOCK_ATTN: attn_block_forward(m, bl, m->res[i + 1], m->res[i], B, T); break;
+        case BLOCK_MLP: mlp_block_forward(m, bl, m->res[i + 1], m->res[i], B, T); break;
+        case BLOCK_MAMBA: mamba_block_forward(m, bl, m->res[i + 1], m->res[i], B, T); break;
+        case BLOCK_S4MAMBA: s4mamba_block_forward(m, bl, m->res[i + 1], m->res[i], B, T); break;
+        default: break;
+        }
+    }
+    layernorm_forward(m->lnf_out, m->lnf_mean, m->lnf_rstd, m->res[s->n_blocks], m->lnf_w, m->lnf_b, (int)BT, D);
+    linear_forward(m->out, m->lnf_out, m->ro_w, m->ro_b, (int)BT, D, s->n_out);
+    m->B = B;
+    m->T = T;
+    m->last_x = x;
+    m->last_tok = tok;
+    return ICL_OK;
+}
+
+icl_status model_backward(model *m, const float *dout) {
+    const model_spec *s = &m->spec;
+    const int B = m->B, T = m->T, D = m->D;
+    const size_t BT = (size_t)B * T;
+    if (B == 0) return icl_fail(ICL_ERR_ARG, "backward: no forward pass to go back through");
+    block_scratch sc = {m->dln, m->d_big1, m->d_big2, {m->d_e[0], m->d_e[1], m->d_e[2], m->d_e[3], m->d_e[4], m->d_e[5]},
+                        m->d_e[6]};
+    /* read-out and final norm */
+    memset(m->dln, 0, sizeof(float) * BT * D);
+    linear_backward(m->dln, m->g_ro_w, m->g_ro_b, dout, m->lnf_out, m->ro_w, (int)BT, D, s->n_out);
+    memset(m->dres, 0, sizeof(float) * BT * D);
+    layernorm_backward(m->dres, m->g_lnf_w, m->g_lnf_b, m->dln, m->res[s->n_blocks], m->lnf_w, m->lnf_mean,
+                       m->lnf_rstd, (int)BT, D);
+    for (int i = s->n_blocks - 1; i >= 0; i--) {
+        block *bl = &m->blocks[i];
+        switch (bl->kind) {
+        case BLOCK_ATTN: attn_block_backward(m, bl, m->dres, m->res[i], &sc, B, T); break;
+        case BLOCK_MLP: mlp_block_backward(m, bl, m->dres, m->res[i], &sc, B, T); break;
+        case BLOCK_MAMBA: mamba_block_backward(m, bl, m->dres, m->res[i], &sc, B, T); break;
+        case BLOCK_S4MAMBA: s4mamba_block_backward(m, bl, m->dres, m->res[i], &sc, B, T); break;
+        default: break;
+        }
+    }
+    if (m->pos) /* g_pos[t] += sum_b dres[b, t]: per (t, c) in b order */
+        for (int t = 0; t < T; t++)
+            for (int b = 0; b < B; b++) {
+                const float *d = m->dres + ((size_t)b * T + t) * D;
+                float *g = m->g_pos + (size_t)t * D;
+                for (int c = 0; c < D; c++) g[c] += d[c];
+            }
+    if (s->vocab > 0) {
+        for (size_t i = 0; i < BT; i++) {
+            float *g = m->g_emb + (size_t)m->last_tok[i] * D;
+            const float *d = m->dres + i * D;
+            for (int c = 0; c < D; c++) g[c] += d[c];
+        }
+    } else {
+        linear_backward(NULL, m->g_ri_w, m->g_ri_b, m->dres, m->last_x, m->ri_w, (int)BT, s->n_dims, D);
+    }
+    return ICL_OK;
+}
+
+/* ---- queries -------------------------------------------------------------- */
+
+const param_tensor *model_find_tensor(const model *m, const char *name) {
+    for (int i = 0; i < m->n_tensors; i++)
+        if (!strcmp(m->table[i].name, name)) return &m->table[i];
+    return NULL;
+}
+
+size_t model_block_params(const model *m, int i) {
+    size_t n = 0;
+    for (int k = 0; k < m->n_tensors; k++)
+        if (m->table[k].block == (i == m->spec.n_blocks ? -1 : i)) n += m->table[k].numel;
+    return n;
+}
+
+void model_grad_norms(const model *m, double *norms) {
+    for (int i = 0; i <= m->spec.n_blocks; i++) norms[i] = 0;
+    for (int k = 0; k < m->n_tensors; k++) {
+        const param_tensor *t = &m->table[k];
+        int slot = t->block < 0 ? m->spec.n_blocks : t->block;
+        double s = 0;
+        for (size_t j = 0; j < t->numel; j++) s += (double)m->grads[t->offset + j] * m->grads[t->offset + j];
+        norms[slot] += s;
+    }
+    for (int i = 0; i <= m->spec.n_blocks; i++) norms[i] = sqrt(norms[i]);
+}
+
+int model_describe(const model *m, char *buf, size_t n) {
+    const model_spec *s = &m->spec;
+    size_t k = 0;
+#define PUT(...) k += (size_t)snprintf(buf + (k < n ? k : n), k < n ? n - k : 0, __VA_ARGS__)
+    PUT("model %s: d_model %d, n_layer %d, %d blocks, %zu parameters\n", s->arch, s->d_model, s->n_layer,
+        s->n_blocks, m->n_params);
+    if (s->vocab > 0) PUT("  embed       %d x %d\n", s->vocab, s->d_model);
+    else PUT("  read_in     %d -> %d\n", s->n_dims, s->d_model);
+    if (s->n_positions > 0) PUT("  positions   %d rows\n", s->n_positions);
+    for (int i = 0; i < s->n_blocks; i++)
+        PUT("  [%d] %-8s %zu params\n", i, block_kind_name(s->blocks[i]), model_block_params(m, i));
+    PUT("  read_out    %d -> %d", s->d_model, s->n_out);
+#undef PUT
+    return (int)k;
+}

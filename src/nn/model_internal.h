@@ -1,0 +1,83 @@
+/*
+ * model_internal.h - what the model's pieces share and nobody else needs:
+ * the per-block parameter views, the saved activations, and the
+ * forward/backward of each block kind. Not a public API.
+ *
+ * Every block is pre-norm residual: res_out = res_in + mixer(LN(res_in)).
+ * A block's forward reads res_in (B,T,D) and writes res_out (B,T,D);
+ * its backward reads dres (B,T,D) = dL/dres_out, ADDS the gradients of its
+ * parameters, and ADDS its contribution to dres in place, so that on return
+ * dres = dL/dres_in (the residual path carries dres through unchanged).
+ */
+#ifndef ICL_MODEL_INTERNAL_H
+#define ICL_MODEL_INTERNAL_H
+
+#include "nn/model.h"
+
+/* Parameter slots per block kind, in storage order (names in model.c). */
+enum { AT_LN_W, AT_LN_B, AT_QKV_W, AT_QKV_B, AT_PROJ_W, AT_PROJ_B, AT_COUNT };
+enum { ML_LN_W, ML_LN_B, ML_FC_W, ML_FC_B, ML_PROJ_W, ML_PROJ_B, ML_COUNT };
+enum { MB_LN_W, MB_LN_B, MB_IN_W, MB_CONV_W, MB_CONV_B, MB_XPROJ_W, MB_DT_W, MB_DT_B, MB_A_LOG, MB_D, MB_OUT_W,
+       MB_COUNT };
+enum { S4_LN_W, S4_LN_B, S4_IN_W, S4_CONV_W, S4_CONV_B, S4_LOG_DT, S4_LOG_A_RE, S4_A_IM, S4_C, S4_D, S4_OUT_W,
+       S4_COUNT };
+#define BLOCK_MAX_PARAMS 11
+
+struct block {
+    block_kind kind;
+    int n_param;
+    float *p[BLOCK_MAX_PARAMS]; /* parameter views into m->params */
+    float *g[BLOCK_MAX_PARAMS]; /* the same tensors in m->grads */
+    size_t param_begin, param_end; /* this block's range in the flat block */
+    /* saved activations, for the reserved (cap_B, cap_T); shapes for (B, T):  */
+    float *ln_out;   /* (B,T,D)  LayerNorm output = the mixer's input u       */
+    float *ln_mean;  /* (B,T)                                                  */
+    float *ln_rstd;  /* (B,T)                                                  */
+    float *qkv;      /* attn (B,T,3D)                                          */
+    float *att;      /* attn (B,NH,T,T) softmax probabilities                  */
+    float *atty;     /* attn (B,T,D) attention output before c_proj            */
+    float *fc;       /* mlp (B,T,4D) pre-GELU                                  */
+    float *fcg;      /* mlp (B,T,4D) GELU(fc)                                  */
+    float *xz;       /* mamba, s4mamba (B,T,2E): [x | z] = u W_in^T             */
+    float *xc;       /* (B,T,E) conv1d(x) before SiLU                           */
+    float *xs;       /* (B,T,E) SiLU(xc), the SSM input                         */
+    float *dbc;      /* mamba (B,T,R+2N): [delta_low | B | C] = xs W_x^T        */
+    float *dt_pre;   /* mamba (B,T,E) W_dt delta_low + b_dt                     */
+    float *delta;    /* mamba (B,T,E) softplus(dt_pre)                          */
+    float *kern;     /* s4mamba (E,T) the S4D convolution kernel                */
+    float *y;        /* (B,T,E) SSM output                                      */
+    float *yg;       /* (B,T,E) gated: y * SiLU(z) (mamba) or y * z (s4mamba)   */
+};
+
+/* The scratch gradients a backward pass may use (owned by the model). */
+typedef struct {
+    float *dln;   /* (B,T,D)   dL/d(LN output)                      */
+    float *d1;    /* (B,T,W1)  W1 = max(3D, 4D, 2E): dqkv, dfc, dxz  */
+    float *d2;    /* (B,T,W2)  W2 = max(D, 4D, R+2N): datty, dfcg, ddbc */
+    float *e[6];  /* (B,T,E)   mamba/s4: dxc, dxs, ddt, ddelta, dy, dyg */
+    float *dkern; /* (E,T)     s4mamba                                */
+} block_scratch;
+
+void attn_block_forward(const model *m, block *bl, float *res_out, const float *res_in, int B, int T);
+void attn_block_backward(const model *m, block *bl, float *dres, const float *res_in, const block_scratch *s,
+                         int B, int T);
+void mlp_block_forward(const model *m, block *bl, float *res_out, const float *res_in, int B, int T);
+void mlp_block_backward(const model *m, block *bl, float *dres, const float *res_in, const block_scratch *s,
+                        int B, int T);
+void mamba_block_forward(const model *m, block *bl, float *res_out, const float *res_in, int B, int T);
+void mamba_block_backward(const model *m, block *bl, float *dres, const float *res_in, const block_scratch *s,
+                          int B, int T);
+void s4mamba_block_forward(const model *m, block *bl, float *res_out, const float *res_in, int B, int T);
+void s4mamba_block_backward(const model *m, block *bl, float *dres, const float *res_in, const block_scratch *s,
+                            int B, int T);
+
+/* Small shared helpers (model.c). */
+/* out (rows, cols) = inp (rows, in) W^T (+ b), W (cols, in): a Linear. */
+void linear_forward(float *out, const float *inp, const float *w, const float *b, int rows, int in, int cols);
+/* dinp (+=, may be NULL), dw (+=), db (+=, may be NULL) of a Linear. */
+void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                     int rows, int in, int cols);
+/* db[j] += sum_i d[i, j] for d (rows, cols) with row stride ld. */
+void colsum_accumulate(float *db, const float *d, int rows, int cols, int ld);
+
+#endif
