@@ -55,6 +55,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/src/main.o
 TEST_SRC := $(sort $(wildcard tests/*/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+LUA_TESTS := $(sort $(wildcard tests/lua/test_*.lua tests/*/test_*.sh))
 BENCH_SRC := $(sort $(wildcard tests/bench/bench_*.c))
 BENCH_BIN := $(BENCH_SRC:tests/%.c=$(BUILD)/tests/%)
 DEPS_OK  := build/.deps-ok
@@ -95,7 +96,7 @@ test-bins: $(TEST_BIN) $(EXE)
 # Runs every test binary (and later the Lua and TUI suites) and prints one
 # closing line "N passed, N failed"; exits non-zero on any failure.
 test: test-bins
-	@BUILD=$(BUILD) EXE=./$(EXE) tests/run.sh $(TEST_BIN)
+	@BUILD=$(BUILD) EXE=./$(EXE) tests/run.sh $(TEST_BIN) $(LUA_TESTS)
 
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done

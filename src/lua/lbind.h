@@ -1,0 +1,113 @@
+/*
+ * lbind.h - what the Lua binding files share: metatable names, the userdata
+ * layouts, argument checkers and the error helper.
+ *
+ * One binding file per exposed type, each with its own opener that adds its
+ * constructor(s) to the `icl` table on top of the stack:
+ *   lua_tensor.c   tensors (copies and views into model memory)
+ *   lua_model.c    icl.model{...}, icl.load(path) for weights
+ *   lua_task.c     icl.task{...}, Lua-defined custom tasks
+ *   lua_trainer.c  icl.trainer{...}, step/run/save/resume, logs
+ *   lua_eval.c     icl.eval(model, task, opts) and its result object
+ *   lua_icl.c      luaopen_icl: builds the table, help(), version, threads
+ *
+ * Rules (STYLE.md): only this layer raises Lua errors, and only after every
+ * C temporary is freed or owned by a userdata. Every error names the
+ * argument ("icl.model: d_model must be ..."). Objects that reference others
+ * keep them alive through user values (a trainer holds its model and task;
+ * a tensor view holds its owner), never through bare pointers. Closed or
+ * freed objects raise "... was closed" instead of crashing.
+ */
+#ifndef ICL_LBIND_H
+#define ICL_LBIND_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "core/status.h"
+#include "nn/model.h"
+#include "tasks/task.h"
+#include "train/evaluate.h"
+#include "train/trainer.h"
+
+#define LBIND_MODEL_MT "icl.model"
+#define LBIND_TASK_MT "icl.task"
+#define LBIND_TRAINER_MT "icl.trainer"
+#define LBIND_TENSOR_MT "icl.tensor"
+#define LBIND_EVAL_MT "icl.evalresult"
+
+/* A model userdata. m is NULL after m:close(). `dirty` is set by training
+ * and cleared by a save (the REPL asks before quitting with unsaved work). */
+typedef struct {
+    model *m;
+    int dirty;
+} lbind_model;
+
+/* A task userdata; for a Lua-defined task, `fill_ref` is the registry ref of
+ * the Lua fill function (LUA_NOREF otherwise) and L the state that owns it. */
+typedef struct {
+    task *t;
+    int fill_ref;
+    lua_State *L;
+} lbind_task;
+
+/* A trainer userdata; its model and task userdata are its user values 1, 2.
+ * It keeps what the panels show besides the loss history (trainer.hist):
+ * the report of its last evaluation and the eval-loss history. */
+#define LBIND_EVAL_HIST 1024
+typedef struct {
+    trainer tr;
+    int live;               /* 0 after close */
+    eval_report last_eval;  /* valid when has_eval */
+    int has_eval;
+    long eval_step;         /* trainer step of last_eval */
+    int n_eval_hist;        /* (step, mean metric over positions) of each evaluation */
+    long eval_hist_step[LBIND_EVAL_HIST];
+    double eval_hist_value[LBIND_EVAL_HIST];
+} lbind_trainer;
+
+/* Tensors: a shape and floats that are either owned (a copy) or a view into
+ * another object's memory (the owner is user value 1 and stays alive). */
+#define LBIND_TENSOR_MAXDIM 4
+typedef struct {
+    int ndim;
+    int shape[LBIND_TENSOR_MAXDIM];
+    size_t numel;
+    float *data;
+    int owned;
+} lbind_tensor;
+
+/* Checkers: raise a Lua error naming the argument if idx is not a live one. */
+lbind_model *lbind_checkmodel(lua_State *L, int idx);
+lbind_task *lbind_checktask(lua_State *L, int idx);
+lbind_trainer *lbind_checktrainer(lua_State *L, int idx);
+lbind_tensor *lbind_checktensor(lua_State *L, int idx);
+
+/* Push a new tensor holding a copy of data (ndim <= 4). */
+lbind_tensor *lbind_push_tensor_copy(lua_State *L, const float *data, int ndim, const int *shape);
+/* Push a view of data; the value at owner_idx is kept alive by the view. */
+lbind_tensor *lbind_push_tensor_view(lua_State *L, int owner_idx, float *data, int ndim, const int *shape);
+
+/* The trainer the panels follow (the last created or resumed, or the one
+ * given to icl.show(tr)); NULL if none or closed. lua_trainer.c. */
+lbind_trainer *lbind_current_trainer(lua_State *L);
+void lbind_set_current_trainer(lua_State *L, int idx);
+
+/* Documentation for help(): attach `doc` to the function (or any value) at
+ * fn_idx and to `name` ("icl.model", "icl.model:forward"). lua_icl.c. */
+void lbind_setdoc(lua_State *L, int fn_idx, const char *name, const char *doc);
+
+/* Raise a Lua error "<where>: <icl_error()>" for a failed core call. */
+int lbind_fail(lua_State *L, const char *where);
+
+/* Openers: each adds its functions to the table at the top of the stack. */
+void lbind_open_tensor(lua_State *L);
+void lbind_open_model(lua_State *L);
+void lbind_open_task(lua_State *L);
+void lbind_open_trainer(lua_State *L);
+void lbind_open_eval(lua_State *L);
+
+/* The whole module (registers `icl` in package.loaded). */
+int luaopen_icl(lua_State *L);
+
+#endif
