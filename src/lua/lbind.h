@@ -41,6 +41,9 @@
 typedef struct {
     model *m;
     int dirty;
+    int busy;   /* > 0 while a core call that may run Lua code (a custom
+                   task's fill) uses the model: m:close() refuses then. A
+                   binding that runs such a call increments it around it. */
 } lbind_model;
 
 /* A task userdata; for a Lua-defined task, `fill_ref` is the registry ref of
@@ -48,7 +51,9 @@ typedef struct {
 typedef struct {
     task *t;
     int fill_ref;
-    lua_State *L;
+    lua_State *L;   /* the main thread (lives as long as the state); t:sample
+                       points it at the calling coroutine for its own call */
+    int busy;       /* > 0 while fill runs: t:close() refuses then */
 } lbind_task;
 
 /* A trainer userdata; its model and task userdata are its user values 1, 2.
@@ -83,10 +88,18 @@ lbind_task *lbind_checktask(lua_State *L, int idx);
 lbind_trainer *lbind_checktrainer(lua_State *L, int idx);
 lbind_tensor *lbind_checktensor(lua_State *L, int idx);
 
-/* Push a new tensor holding a copy of data (ndim <= 4). */
+/* Push a new tensor holding a copy of data (ndim <= 4; zeros if data is
+ * NULL). The floats live inside the userdata, so Lua owns them. */
 lbind_tensor *lbind_push_tensor_copy(lua_State *L, const float *data, int ndim, const int *shape);
-/* Push a view of data; the value at owner_idx is kept alive by the view. */
+/* Push a view of data; the value at owner_idx is kept alive by the view.
+ * lbind_checktensor raises instead of reading freed memory when the owner
+ * is a closed model (or trainer), so check a view before each use. */
 lbind_tensor *lbind_push_tensor_view(lua_State *L, int owner_idx, float *data, int ndim, const int *shape);
+
+/* Push a new model userdata owning m (may be NULL and set later); every
+ * model userdata should come from here (it reserves the user value that
+ * keeps the input of the last m:forward alive). lua_model.c. */
+lbind_model *lbind_push_model(lua_State *L, model *m);
 
 /* The trainer the panels follow (the last created or resumed, or the one
  * given to icl.show(tr)); NULL if none or closed. lua_trainer.c. */
@@ -99,6 +112,46 @@ void lbind_setdoc(lua_State *L, int fn_idx, const char *name, const char *doc);
 
 /* Raise a Lua error "<where>: <icl_error()>" for a failed core call. */
 int lbind_fail(lua_State *L, const char *where);
+
+/* ---- table fields (lua_trainer.c) ----
+ * For constructors and option tables; every error starts with `where` and
+ * names the field, e.g. "icl.trainer: batch must be an integer in [1, 65536]
+ * (got 0)". */
+/* Raise "<where>: unknown field 'x'" for a key of the table at idx that is
+ * not in the NULL-terminated list `known` (or not a string). */
+void lbind_check_fields(lua_State *L, int idx, const char *where, const char *const *known);
+/* The type of the value at idx for messages: the __name of our objects
+ * ("icl.task"), else Lua's type name. */
+const char *lbind_typename(lua_State *L, int idx);
+/* Field `key` of the table at idx: def if nil, else an integer in [lo, hi]. */
+lua_Integer lbind_field_int(lua_State *L, int idx, const char *where, const char *key, lua_Integer def,
+                            lua_Integer lo, lua_Integer hi);
+/* Field `key`: def if nil, else a finite number in [lo, hi]. */
+double lbind_field_num(lua_State *L, int idx, const char *where, const char *key, double def, double lo, double hi);
+
+/* ---- evaluation (lua_eval.c), shared with lua_trainer.c ---- */
+/* eval_options plus storage for the baseline names it points to. */
+typedef struct {
+    eval_options o;
+    char names[EVAL_MAX_CURVES - 1][64];
+} lbind_eval_request;
+/* Read the icl.eval options table at idx (none or nil: the task's defaults)
+ * for task t into [out] *req; raises "<where>: ..." naming the field. */
+void lbind_eval_options(lua_State *L, int idx, const char *where, const task *t, lbind_eval_request *req);
+/* Push a new, empty icl.evalresult (desc: the task, for print and the chart
+ * title) and return its report for evaluate() to fill; __gc frees it. */
+eval_report *lbind_push_evalresult(lua_State *L, const char *desc);
+/* Deep copy of src into [out] *dst (ICL_ERR_NOMEM and dst empty on failure). */
+icl_status lbind_eval_report_copy(eval_report *dst, const eval_report *src);
+/* Mean over positions of curve 0 (the model), NaN if none: the number the
+ * eval history of a trainer keeps. */
+double lbind_eval_summary(const eval_report *r);
+/* "sqerr", "sign_acc", "nearest_acc", "token_acc" (t.metric, e.metric). */
+const char *lbind_metric_name(task_metric_kind k);
+/* Like lbind_fail for a core call that returned st, minus a redundant
+ * "trainer: " / "evaluate: " / "optimizer: " prefix of the message; clears
+ * the Ctrl-C flag when st is ICL_ERR_INTERRUPT (the reporter clears it). */
+int lbind_fail_core(lua_State *L, const char *where, icl_status st);
 
 /* Openers: each adds its functions to the table at the top of the stack. */
 void lbind_open_tensor(lua_State *L);
