@@ -146,7 +146,8 @@ icl_status eval_acc_add_batch(eval_acc *acc, const batch *bt, const float *pred,
                 }
                 v /= normaliser;
                 break;
-            case EVAL_SIGN_ACC: v = (double)pred[i] * bt->y[i] > 0.0 ? 1.0 : 0.0; break;
+            /* {0, 1} and +-1 targets alike: positive means above 0.5 (eval.h). */
+            case EVAL_SIGN_ACC: v = (pred[i] > 0.0f) == (bt->y[i] > 0.5f) ? 1.0 : 0.0; break;
             case EVAL_NEAREST_ACC: v = nearest_correct(bt, pred, b, t); break;
             }
             val[bt->example[i]] += v;
@@ -156,6 +157,47 @@ icl_status eval_acc_add_batch(eval_acc *acc, const batch *bt, const float *pred,
     acc->n_prompts += B;
     acc->kind = kind;
     acc->kind_set = 1;
+    return ICL_OK;
+}
+
+icl_status eval_acc_add_scores(eval_acc *acc, const batch *bt, const float *score) {
+    if (!acc || acc->positions < 1) return icl_fail(ICL_ERR_ARG, "eval_acc_add_scores: accumulator not initialised");
+    if (!bt || !score) return icl_fail(ICL_ERR_ARG, "eval_acc_add_scores: NULL batch or score");
+    if (!bt->metric || !bt->example)
+        return icl_fail(ICL_ERR_ARG, "eval_acc_add_scores: the batch has no metric or example");
+    if (bt->B < 0 || bt->T < 0)
+        return icl_fail(ICL_ERR_ARG, "eval_acc_add_scores: bad batch sizes B=%d T=%d", bt->B, bt->T);
+    const int B = bt->B, T = bt->T, P = acc->positions;
+    /* All checks first: a failed call leaves the accumulator as it was. */
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            size_t i = (size_t)b * T + t;
+            if (bt->metric[i] == 0.0f) continue;
+            if (bt->example[i] < 0 || bt->example[i] >= P)
+                return icl_fail(ICL_ERR_SHAPE,
+                                "eval_acc_add_scores: prompt %d slot %d has example %d, outside the %d positions "
+                                "of this accumulator",
+                                b, t, bt->example[i], P);
+            if (!isfinite(score[i]))
+                return icl_fail(ICL_ERR_NUMERIC, "eval_acc_add_scores: score at prompt %d slot %d is not finite (%g)",
+                                b, t, (double)score[i]);
+        }
+    }
+    icl_status st = acc_reserve(acc, acc->n_prompts + B);
+    if (st != ICL_OK) return st;
+    for (int b = 0; b < B; b++) {
+        double *val = acc->val + (size_t)(acc->n_prompts + b) * P;
+        int *cnt = acc->cnt + (size_t)(acc->n_prompts + b) * P;
+        memset(val, 0, (size_t)P * sizeof *val);
+        memset(cnt, 0, (size_t)P * sizeof *cnt);
+        for (int t = 0; t < T; t++) {
+            size_t i = (size_t)b * T + t;
+            if (bt->metric[i] == 0.0f) continue;
+            val[bt->example[i]] += score[i];
+            cnt[bt->example[i]] += 1;
+        }
+    }
+    acc->n_prompts += B;
     return ICL_OK;
 }
 

@@ -13,8 +13,12 @@
  * Per prompt and metric slot t the metric value is
  *   EVAL_SQERR        sum_o (pred[b,t,o] - y[b,t,o])^2 / normaliser, where the
  *                     task gives d, k or 1 so that predicting 0 scores ~1;
- *   EVAL_SIGN_ACC     1 if pred[b,t,0] * y[b,t,0] > 0 else 0 (targets are +-1;
- *                     a prediction of exactly 0 counts as wrong, like sign());
+ *   EVAL_SIGN_ACC     1 if (pred[b,t,0] > 0) == (y[b,t,0] > 0.5) else 0: the
+ *                     target is positive when above 0.5, so the samplers'
+ *                     {0, 1} BCE targets (sparse_parity, task.h) and +-1
+ *                     targets both work (0 and -1 both mean negative); the
+ *                     prediction is positive when > 0, so a prediction of
+ *                     exactly 0 counts as negative (the rule of task_score);
  *   EVAL_NEAREST_ACC  (vector outputs, O = d) 1 if, among the candidate value
  *                     vectors of prompt b, the one with the largest inner
  *                     product with pred[b,t,:] equals y[b,t,:], else 0.
@@ -81,6 +85,17 @@ void eval_acc_free(eval_acc *acc);
  * [0, positions), ICL_ERR_NUMERIC on a non-finite prediction (named). */
 icl_status eval_acc_add_batch(eval_acc *acc, const batch *bt, const float *pred, double normaliser,
                               eval_metric kind);
+/* Add B prompts whose per-slot metric values are already computed, e.g. by
+ * task_score(): score (B, T) is read at the slots where bt->metric != 0 and
+ * lands at position bt->example[b, t], as in eval_acc_add_batch (slots of one
+ * prompt at one position are averaged). Same checks and all-or-nothing
+ * behaviour as eval_acc_add_batch: ICL_ERR_ARG on a missing buffer or bad
+ * sizes, ICL_ERR_SHAPE on an example outside [0, positions), ICL_ERR_NUMERIC
+ * on a non-finite score (named); a failed call leaves acc as it was. Only
+ * bt->B, T, metric and example are read (not x, y or O). The metric kind of
+ * the accumulator is neither checked nor set: the caller knows what the
+ * scores mean, and must not mix kinds in one accumulator. */
+icl_status eval_acc_add_scores(eval_acc *acc, const batch *bt, const float *score);
 /* Statistics of everything added: [out] *curve (free with eval_curve_free). */
 icl_status eval_acc_finish(const eval_acc *acc, uint64_t seed, eval_curve *curve);
 

@@ -44,14 +44,23 @@ typedef struct {
     task_metric_kind metric;
     int positions;
     int n_prompts;
+    double reference; /* dashed line of the chart: 1 for squared error (the zero
+                         predictor), the chance level for accuracies, NaN if none */
 } eval_report;
 
 /* 1280 prompts in batches of 64 and the baselines the paper compares with
  * for this task (SPEC.md 1.4): least squares, 3-NN and averaging for linear
  * regression, plus Lasso for sparse regression, trees for decision trees,
- * gd_2nn for 2NN regression, chance for parity and MQAR, ... */
+ * chance for parity and MQAR, ... (the exact lists and what is left out,
+ * e.g. gd_2nn for its cost, are in evaluate.c). */
 void eval_options_default(eval_options *o, const task *t);
-/* m may be NULL (baselines only). [out] *r, free with eval_report_free. */
+/* m may be NULL (baselines only). [out] *r, free with eval_report_free.
+ * Everything is checked before any prompt is drawn: a baseline name that is
+ * unknown or does not apply to the task (e.g. least_squares on token_mqar:
+ * the predictors need the interleaved layout with scalar outputs; chance
+ * needs an accuracy metric) and a model that does not fit the task are
+ * ICL_ERR_ARG / ICL_ERR_SHAPE naming them. The model's activations are
+ * reserved for (batch, task_T) (model_reserve). On any error *r is empty. */
 icl_status evaluate(model *m, task *t, const eval_options *o, eval_report *r);
 void eval_report_free(eval_report *r);
 /* CSV via eval_write_csv; SVG: a line chart of every curve against the
@@ -59,5 +68,8 @@ void eval_report_free(eval_report *r);
  * axes. Both atomic (temp file + rename), errors name the path. */
 icl_status eval_report_csv(const eval_report *r, const char *path);
 icl_status eval_report_svg(const eval_report *r, const char *path, const char *title);
+/* Axis label of a metric: "normalised squared error", "sign accuracy",
+ * "nearest-value accuracy", "token accuracy". */
+const char *eval_metric_label(task_metric_kind kind);
 
 #endif

@@ -109,23 +109,32 @@ static void test_sqerr_vector(void) {
 }
 
 static void test_sign_accuracy_hand(void) {
-    /* Four prompts at position 0: pred 0.3 vs +1 (right), -2 vs +1 (wrong),
-     * 0 vs -1 (wrong: sign(0) = 0), 5 vs -1 (wrong); at position 1: -0.1 vs -1
-     * (right) for all four. */
+    /* The rule is (pred > 0) == (y > 0.5), so +-1 and {0, 1} targets both
+     * work. Eight prompts at position 0, +-1 targets first:
+     *   0.3 vs +1 (right), -2 vs +1 (wrong), 0 vs -1 (right: 0 is not > 0),
+     *   5 vs -1 (wrong);
+     * then the samplers' {0, 1} BCE targets:
+     *   0.7 vs 1 (right), -0.2 vs 1 (wrong), -3 vs 0 (right), 0.1 vs 0 (wrong)
+     * -> 4 of 8 = 0.5. At position 1: -0.1 vs -1 (right) for the first four
+     * and -0.1 vs 0 (right) for the others -> 1. */
     tbatch t;
-    tb_alloc(&t, 4, 4, 1);
-    const float p[4] = {0.3f, -2.0f, 0.0f, 5.0f}, y[4] = {1, 1, -1, -1};
-    for (int b = 0; b < 4; b++) {
+    tb_alloc(&t, 8, 4, 1);
+    const float p[8] = {0.3f, -2.0f, 0.0f, 5.0f, 0.7f, -0.2f, -3.0f, 0.1f}, y[8] = {1, 1, -1, -1, 1, 1, 0, 0};
+    const int right0[8] = {1, 0, 1, 0, 1, 0, 1, 0};
+    for (int b = 0; b < 8; b++) {
         tb_slot(&t, b, 0, 0, y[b], p[b]);
-        tb_slot(&t, b, 2, 1, -1, -0.1f);
+        tb_slot(&t, b, 2, 1, b < 4 ? -1.0f : 0.0f, -0.1f);
     }
     eval_acc acc;
     eval_acc_init(&acc, 2);
     CHECK(eval_acc_add_batch(&acc, &t.b, t.pred, 1.0, EVAL_SIGN_ACC) == ICL_OK, "%s", icl_error());
+    for (int b = 0; b < 8; b++)
+        CHECK(acc.val[(size_t)b * 2] == right0[b], "prompt %d: pred %g vs target %g scored %g, want %d", b, p[b],
+              y[b], acc.val[(size_t)b * 2], right0[b]);
     eval_curve c;
     eval_acc_finish(&acc, 1, &c);
-    printf("    sign accuracy: %.3f at position 0 (want 0.25), %.3f at 1 (want 1)\n", c.mean[0], c.mean[1]);
-    CHECK(close_to(c.mean[0], 0.25, 1e-12), "position 0");
+    printf("    sign accuracy: %.3f at position 0 (want 0.5), %.3f at 1 (want 1)\n", c.mean[0], c.mean[1]);
+    CHECK(close_to(c.mean[0], 0.5, 1e-12), "position 0");
     CHECK(close_to(c.mean[1], 1.0, 1e-12) && c.std[1] == 0.0 && c.lo[1] == 1.0 && c.hi[1] == 1.0, "position 1");
     /* A different metric kind on the same accumulator is refused. */
     CHECK(eval_acc_add_batch(&acc, &t.b, t.pred, 1.0, EVAL_SQERR) == ICL_ERR_ARG, "metric kind switch");
