@@ -73,10 +73,12 @@ icl_status checkpoint_open(const char *path, st_file **f) {
     if (st) return st;
     const char *fmt = st_meta(*f, "format");
     if (!fmt || strcmp(fmt, CHECKPOINT_FORMAT)) {
+        /* the message reads fmt, which lives in the file: close after it */
+        st = icl_fail(ICL_ERR_FORMAT, "%s: not an iclplay checkpoint (metadata \"format\" is %s%s%s, want \"%s\")",
+                      path, fmt ? "\"" : "", fmt ? fmt : "missing", fmt ? "\"" : "", CHECKPOINT_FORMAT);
         st_close(*f);
         *f = NULL;
-        return icl_fail(ICL_ERR_FORMAT, "%s: not an iclplay checkpoint (metadata \"format\" is %s%s%s, want \"%s\")",
-                        path, fmt ? "\"" : "", fmt ? fmt : "missing", fmt ? "\"" : "", CHECKPOINT_FORMAT);
+        return st;
     }
     return ICL_OK;
 }
