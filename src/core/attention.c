@@ -25,6 +25,7 @@
  * masked upper triangle costs nothing beyond writing its zeros.
  */
 #include "attention.h"
+#include "core/parallel.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -85,7 +86,7 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
     const float scale = 1.0f / sqrtf((float)hs);
     const int pairs = B * NH;
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)pairs * T * T * hs >= PAR_MIN_WORK)
     for (int bh = 0; bh < pairs; bh++) {
         const int b = bh / NH, h = bh % NH;
         const float *base = qkv + (size_t)b * T * C3 + (size_t)h * hs; /* q of (b, t=0, h) */
@@ -155,7 +156,7 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
     const float scale = 1.0f / sqrtf((float)hs);
     const int pairs = B * NH;
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)pairs * T * T * hs >= PAR_MIN_WORK)
     for (int bh = 0; bh < pairs; bh++) {
         const int b = bh / NH, h = bh % NH;
         const size_t off = (size_t)b * T * C3 + (size_t)h * hs; /* q of (b, t=0, h) */

@@ -20,6 +20,7 @@
  * contiguous channels.
  */
 #include "conv1d.h"
+#include "core/parallel.h"
 
 #include <omp.h>
 #include <stddef.h>
@@ -60,7 +61,7 @@ void conv1d_forward(float *out, const float *x, int ldx, const float *w, const f
     const int nblocks = (C + cw - 1) / cw;
     const int items = B * nblocks;
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)B * T * C * K >= PAR_MIN_WORK)
     for (int it = 0; it < items; it++) {
         const int b = it / nblocks, c0 = (it % nblocks) * cw;
         const int nc = C - c0 < cw ? C - c0 : cw;
@@ -101,7 +102,7 @@ void conv1d_backward(float *dx, int lddx, float *dw, float *dbias, const float *
         const int cw = block_width(C, (threads + B - 1) / B);
         const int nblocks = (C + cw - 1) / cw;
         const int items = B * nblocks;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)B * T * C * K >= PAR_MIN_WORK)
         for (int it = 0; it < items; it++) {
             const int b = it / nblocks, c0 = (it % nblocks) * cw;
             const int nc = C - c0 < cw ? C - c0 : cw;
@@ -133,7 +134,7 @@ void conv1d_backward(float *dx, int lddx, float *dw, float *dbias, const float *
      * added to dw once at the end. */
     const int cw = block_width(C, threads);
     const int nblocks = (C + cw - 1) / cw;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)B * T * C * K >= PAR_MIN_WORK)
     for (int cb = 0; cb < nblocks; cb++) {
         const int c0 = cb * cw;
         const int nc = C - c0 < cw ? C - c0 : cw;

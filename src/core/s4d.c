@@ -24,6 +24,7 @@
  * bitwise independent of the thread count.
  */
 #include "s4d.h"
+#include "core/parallel.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -72,7 +73,7 @@ static s4d_mode mode_setup(double dt, float log_A_re, float A_im, float Cr, floa
 void s4d_kernel_forward(float *K, const float *log_dt, const float *log_A_re, const float *A_im, const float *C,
                         int E, int Nh, int L) {
     if (E <= 0 || L <= 0) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)E * Nh * L >= PAR_MIN_WORK)
     for (int c = 0; c < E; c++) {
         double dt = exp((double)log_dt[c]);
         double acc[LCHUNK];
@@ -113,7 +114,7 @@ void s4d_kernel_backward(float *dlog_dt, float *dlog_A_re, float *dA_im, float *
                          const float *log_dt, const float *log_A_re, const float *A_im, const float *C, int E,
                          int Nh, int L) {
     if (E <= 0 || L <= 0) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)E * Nh * L >= PAR_MIN_WORK)
     for (int c = 0; c < E; c++) {
         double dt = exp((double)log_dt[c]);
         const float *dKc = dK + (size_t)c * L;
@@ -219,7 +220,7 @@ static inline void lag_outer(float (*restrict F)[CBLK], const float *restrict g,
 void s4d_conv_forward(float *y, const float *u, const float *K, const float *D, int B, int T, int E, int L) {
     if (B <= 0 || T <= 0 || E <= 0) return;
     int nblk = (E + CBLK - 1) / CBLK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)B * T * L * E / 2 >= PAR_MIN_WORK)
     for (int blk = 0; blk < nblk; blk++) {
         int c0 = blk * CBLK, cb = E - c0 < CBLK ? E - c0 : CBLK;
         float Kt[LCHUNK][CBLK];
@@ -256,7 +257,7 @@ void s4d_conv_backward(float *du, float *dK, float *dD, const float *dy, const f
                        const float *D, int B, int T, int E, int L) {
     if (B <= 0 || T <= 0 || E <= 0) return;
     int nblk = (E + CBLK - 1) / CBLK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)B * T * L * E / 2 >= PAR_MIN_WORK)
     for (int blk = 0; blk < nblk; blk++) {
         int c0 = blk * CBLK, cb = E - c0 < CBLK ? E - c0 : CBLK;
         float Kt[LCHUNK][CBLK], F[LCHUNK][CBLK];

@@ -39,6 +39,7 @@
  * every result is bitwise independent of the number of threads.
  */
 #include "scan.h"
+#include "core/parallel.h"
 
 #include <math.h>
 #include <string.h>
@@ -149,7 +150,7 @@ void scan_forward(float *y, const float *u, const float *delta, const float *A_l
     fill_A(A, A_log, EN);
     float *per_thread = scratch + EN;
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)B * T * E * N >= PAR_MIN_WORK)
     for (int b = 0; b < B; b++) {
         float *h = per_thread + (size_t)thread_id() * fwd_thread_floats(E, N);
         if (N == 16) forward_seq(y, h, u, delta, A, Bm, Cm, ldbc, D, b, T, E, 16);
@@ -252,7 +253,7 @@ void scan_backward(float *du, float *ddelta, float *dA_log, float *dBm, float *d
     size_t part_stride = EN + (size_t)E;
     float *per_thread = partials + (size_t)B * part_stride;
 
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)B * T * E * N >= PAR_MIN_WORK)
     for (int b = 0; b < B; b++) {
         float *ws = per_thread + (size_t)thread_id() * bwd_thread_floats(T, E, N);
         float *dAp = partials + (size_t)b * part_stride, *dDp = dAp + EN;
@@ -263,7 +264,7 @@ void scan_backward(float *du, float *ddelta, float *dA_log, float *dBm, float *d
     }
 
     /* Reduce the per-sequence partials in sequence order (deterministic). */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)B * E * N >= PAR_MIN_WORK)
     for (int c = 0; c < E; c++) {
         for (int n = 0; n < N; n++) {
             size_t i = (size_t)c * N + n;

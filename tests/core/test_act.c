@@ -15,6 +15,7 @@
  */
 #include "core/act.h"
 #include "core/layernorm.h"
+#include "core/parallel.h"
 #include "testlib.h"
 
 #include <omp.h>
@@ -455,6 +456,7 @@ static void test_layernorm_threads(void) {
 
 int main(int argc, char **argv) {
     test_init(argc, argv);
+    par_set_min_work(0); /* small shapes must really run on 2 threads */
     TEST_RUN(test_act_vs_twin);
     TEST_RUN(test_sigmoid_helper);
     TEST_RUN(test_act_fd);

@@ -8,6 +8,7 @@
  *   test_attention [--seed N] [--only NAME]
  */
 #include "core/attention.h"
+#include "core/parallel.h"
 #include "testlib.h"
 
 #include <omp.h>
@@ -331,6 +332,7 @@ static void test_scratch_is_zero(void) {
 
 int main(int argc, char **argv) {
     test_init(argc, argv);
+    par_set_min_work(0); /* small shapes must really run on 2 threads */
     TEST_RUN(test_matches_naive);
     TEST_RUN(test_fd_dqkv);
     TEST_RUN(test_causality);

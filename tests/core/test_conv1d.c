@@ -7,6 +7,7 @@
  *   test_conv1d [--seed N] [--only NAME]
  */
 #include "core/conv1d.h"
+#include "core/parallel.h"
 #include "testlib.h"
 
 #include <omp.h>
@@ -288,6 +289,7 @@ static void test_thread_invariance(void) {
 
 int main(int argc, char **argv) {
     test_init(argc, argv);
+    par_set_min_work(0); /* small shapes must really run on 2 threads */
     TEST_RUN(test_matches_naive);
     TEST_RUN(test_fd);
     TEST_RUN(test_causality);

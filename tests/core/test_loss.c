@@ -12,6 +12,7 @@
  * OpenMP threads.
  */
 #include "core/loss.h"
+#include "core/parallel.h"
 #include "testlib.h"
 
 #include <omp.h>
@@ -360,6 +361,7 @@ static void test_threads(void) {
 
 int main(int argc, char **argv) {
     test_init(argc, argv);
+    par_set_min_work(0); /* small shapes must really run on 2 threads */
     TEST_RUN(test_vs_twin);
     TEST_RUN(test_fd);
     TEST_RUN(test_masked_rows);

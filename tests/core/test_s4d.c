@@ -17,6 +17,7 @@
  * [log 1e-3, log 0.1], D ~ N(0, 1).
  */
 #include "core/s4d.h"
+#include "core/parallel.h"
 #include "testlib.h"
 
 #include <complex.h>
@@ -386,6 +387,7 @@ static void test_backward_accumulates(void) {
 
 int main(int argc, char **argv) {
     test_init(argc, argv);
+    par_set_min_work(0); /* small shapes must really run on 2 threads */
     TEST_RUN(test_kernel_matches_naive);
     TEST_RUN(test_conv_matches_naive);
     TEST_RUN(test_kernel_equals_recurrence);

@@ -13,6 +13,7 @@
  * differ), delta in [0.01, 0.5], u, B, C ~ N(0, 1), D ~ N(0, 1).
  */
 #include "core/scan.h"
+#include "core/parallel.h"
 #include "testlib.h"
 
 #include <omp.h>
@@ -322,6 +323,7 @@ static void test_scratch_bounds(void) {
 
 int main(int argc, char **argv) {
     test_init(argc, argv);
+    par_set_min_work(0); /* small shapes must really run on 2 threads */
     TEST_RUN(test_forward_matches_naive);
     TEST_RUN(test_states_match_naive);
     TEST_RUN(test_gradients_fd);
