@@ -6,18 +6,21 @@
  * work. fm_expf is plain arithmetic (Cody-Waite range reduction, the Cephes
  * degree-6 polynomial, the exponent built from integer bits), so GCC turns a
  * `#pragma omp simd` loop of it into SIMD code. It is exact to about 2 ulp
- * over the whole float range (tests/core/test_fastmath.c measures it),
- * flushes arguments below -87.3 to exp(-87.3) ~ 1.2e-38 and saturates above
- * 88 at exp(88). Deterministic: no libm, no FMA contraction under -std=c11.
+ * over the normal float range (tests/core/test_fastmath.c measures it),
+ * returns 0 below -87.34 (where exp is subnormal: flushed, like FTZ hardware)
+ * and saturates above 88 at exp(88). Deterministic: no libm, no FMA contraction under -std=c11.
+ * fm_logf, fm_sigmoidf and fm_softplusf are built the same way for the
+ * elementwise activations (act.c) and the Mamba gate.
  */
 #ifndef ICL_FASTMATH_H
 #define ICL_FASTMATH_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-static inline float fm_expf(float x) {
-    x = x < -87.33654f ? -87.33654f : x;
+static inline float fm_expf(float xin) {
+    float x = xin < -87.33654f ? -87.33654f : xin;
     x = x > 88.0f ? 88.0f : x;
     /* k = round(x / ln 2) by the 1.5 * 2^23 trick (exact for |k| < 2^22) */
     float k = x * 1.44269504088896341f;
@@ -35,7 +38,60 @@ static inline float fm_expf(float x) {
     int32_t bits = ((int32_t)k + 127) << 23; /* 2^k, k in [-126, 127] */
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    /* below FLT_MIN's log the true result is subnormal or 0: flush to 0 */
+    return xin < -87.33654f ? 0.0f : p * scale;
+}
+
+/* Natural log of a positive normal float (Cephes' logf: x = m 2^e with m in
+ * [sqrt(1/2), sqrt(2)), a degree-8 polynomial in m - 1). About 1 ulp; not
+ * for zero, negatives, denormals, inf or NaN (the callers never pass them). */
+static inline float fm_logf(float x) {
+    int32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    int32_t e = ((bits >> 23) & 0xff) - 126; /* x = m 2^e, m in [0.5, 1) */
+    bits = (bits & (int32_t)0x807fffff) | 0x3f000000;
+    float m;
+    memcpy(&m, &bits, sizeof m);
+    float small = m < 0.707106781186547524f ? 1.0f : 0.0f; /* move m to [sqrt(1/2), sqrt(2)) */
+    e -= (int32_t)small;
+    m = m + m * small - 1.0f;
+    float z = m * m;
+    float y = 7.0376836292e-2f;
+    y = y * m - 1.1514610310e-1f;
+    y = y * m + 1.1676998740e-1f;
+    y = y * m - 1.2420140846e-1f;
+    y = y * m + 1.4249322787e-1f;
+    y = y * m - 1.6668057665e-1f;
+    y = y * m + 2.0000714765e-1f;
+    y = y * m - 2.4999993993e-1f;
+    y = y * m + 3.3333331174e-1f;
+    y = y * m * z;
+    float fe = (float)e;
+    y += -2.12194440e-4f * fe;
+    y += -0.5f * z;
+    return m + y + 0.693359375f * fe;
+}
+
+/* log(1 + u) for u in [0, 1], accurate to a few ulp relative even for tiny
+ * u: with w = 1 + u rounded, log1p(u) = log(w) u / (w - 1) (Goldberg), and
+ * u itself when w rounds to 1. */
+static inline float fm_log1pf_unit(float u) {
+    float w = 1.0f + u, d = w - 1.0f;
+    return d == 0.0f ? u : fm_logf(w) * (u / d);
+}
+
+/* sigmoid(x), evaluating exp of a non-positive number only. */
+static inline float fm_sigmoidf(float x) {
+    float e = fm_expf(-fabsf(x));
+    float r = 1.0f / (1.0f + e);
+    return x >= 0.0f ? r : e * r;
+}
+
+/* softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|); the identity above
+ * 20, where the correction is below half an ulp of x. */
+static inline float fm_softplusf(float x) {
+    float sp = (x > 0.0f ? x : 0.0f) + fm_log1pf_unit(fm_expf(-fabsf(x)));
+    return x > 20.0f ? x : sp;
 }
 
 #endif

@@ -21,6 +21,7 @@
 #include "core/act.h"
 #include "core/blas.h"
 #include "core/conv1d.h"
+#include "core/fastmath.h"
 #include "core/layernorm.h"
 #include "core/scan.h"
 #include "nn/model_internal.h"
@@ -50,7 +51,8 @@ void mamba_block_forward(const model *m, block *bl, float *res_out, const float 
         const float *z = bl->xz + i * 2 * E + E;
         const float *y = bl->y + i * E;
         float *yg = bl->yg + i * E;
-        for (int c = 0; c < E; c++) yg[c] = y[c] * act_silu(z[c]);
+#pragma omp simd
+        for (int c = 0; c < E; c++) yg[c] = y[c] * z[c] * fm_sigmoidf(z[c]);
     }
     /* res' = res + yg W_out^T */
     memcpy(res_out, res_in, sizeof(float) * (size_t)BT * D);
@@ -76,8 +78,9 @@ void mamba_block_backward(const model *m, block *bl, float *dres, const float *r
         const float *y = bl->y + i * E;
         const float *g = dyg + i * E;
         float *dyi = dy + i * E, *dz = dxz + i * 2 * E + E;
+#pragma omp simd
         for (int c = 0; c < E; c++) {
-            float sg = act_sigmoid(z[c]);
+            float sg = fm_sigmoidf(z[c]);
             dyi[c] = g[c] * z[c] * sg;
             dz[c] = g[c] * y[c] * sg * (1.0f + z[c] * (1.0f - sg));
         }

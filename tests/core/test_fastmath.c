@@ -1,6 +1,7 @@
 /*
  * test_fastmath.c - fm_expf (core/fastmath.h) against exp in double:
  * relative error at most 3e-7 (about 2.5 ulp) over the whole normal range,
+ * subnormal results flushed to 0,
  * the documented clamps, and monotonicity on a fine grid of the scan's
  * range (delta * A is in [-50, 0] in practice).
  */
@@ -25,11 +26,12 @@ static void test_accuracy(void) {
 }
 
 static void test_clamps(void) {
-    CHECK(fm_expf(-1000.0f) > 0 && fm_expf(-1000.0f) < 1.3e-38f, "very negative -> tiny positive, got %g",
+    CHECK(fm_expf(-1000.0f) == 0.0f && fm_expf(-87.4f) == 0.0f, "subnormal results flush to 0, got %g",
           fm_expf(-1000.0f));
+    CHECK(fm_expf(-87.3f) > 1.17e-38f, "exp(-87.3) is the smallest normal result, got %g", fm_expf(-87.3f));
     CHECK(isfinite(fm_expf(1000.0f)) && fm_expf(1000.0f) > 1e38f, "very positive saturates finite, got %g",
           fm_expf(1000.0f));
-    CHECK(fm_expf(-INFINITY) >= 0 && fm_expf(-INFINITY) < 1.3e-38f, "-inf -> ~0");
+    CHECK(fm_expf(-INFINITY) == 0.0f, "-inf -> 0");
 }
 
 static void test_monotone(void) {
@@ -43,10 +45,31 @@ static void test_monotone(void) {
     CHECK(bad == 0, "%d decreases on [-50, 0]", bad);
 }
 
+/* fm_logf on [1e-30, 1e30] and fm_log1pf_unit on [0, 1] against double. */
+static void test_log(void) {
+    test_rng r = {test_seed() + 1};
+    double worst = 0, at = 0, worst1 = 0, at1 = 0;
+    for (int i = 0; i < 1000000; i++) {
+        float x = (float)exp(-69.0 + 138.0 * test_rng_uniform(&r));
+        double want = log((double)x), got = fm_logf(x);
+        double err = fabs(got - want) / fmax(fabs(want), 1e-30);
+        if (fabs(want) > 1e-3 && err > worst) { worst = err; at = x; }
+        float u = (float)pow(10.0, -12.0 * test_rng_uniform(&r));
+        double w1 = log1p((double)u), g1 = fm_log1pf_unit(u);
+        double e1 = fabs(g1 - w1) / w1;
+        if (e1 > worst1) { worst1 = e1; at1 = u; }
+    }
+    printf("    fm_logf worst relative error %.3g at %.9g; fm_log1pf_unit %.3g at %.9g\n", worst, at, worst1, at1);
+    CHECK(worst <= 3e-7, "fm_logf relative error %.3g at %.9g", worst, at);
+    CHECK(worst1 <= 5e-7, "fm_log1pf_unit relative error %.3g at %.9g", worst1, at1);
+    CHECK(fm_logf(1.0f) == 0.0f, "log(1) = %.9g", fm_logf(1.0f));
+}
+
 int main(int argc, char **argv) {
     test_init(argc, argv);
     TEST_RUN(test_accuracy);
     TEST_RUN(test_clamps);
     TEST_RUN(test_monotone);
+    TEST_RUN(test_log);
     return test_finish();
 }
