@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float fm_expf(float xin) {
+static inline __attribute__((always_inline)) float fm_expf(float xin) {
     float x = xin < -87.33654f ? -87.33654f : xin;
     x = x > 88.0f ? 88.0f : x;
     /* k = round(x / ln 2) by the 1.5 * 2^23 trick (exact for |k| < 2^22) */
@@ -45,7 +45,7 @@ static inline float fm_expf(float xin) {
 /* Natural log of a positive normal float (Cephes' logf: x = m 2^e with m in
  * [sqrt(1/2), sqrt(2)), a degree-8 polynomial in m - 1). About 1 ulp; not
  * for zero, negatives, denormals, inf or NaN (the callers never pass them). */
-static inline float fm_logf(float x) {
+static inline __attribute__((always_inline)) float fm_logf(float x) {
     int32_t bits;
     memcpy(&bits, &x, sizeof bits);
     int32_t e = ((bits >> 23) & 0xff) - 126; /* x = m 2^e, m in [0.5, 1) */
@@ -73,15 +73,16 @@ static inline float fm_logf(float x) {
 }
 
 /* log(1 + u) for u in [0, 1], accurate to a few ulp relative even for tiny
- * u: with w = 1 + u rounded, log1p(u) = log(w) u / (w - 1) (Goldberg), and
- * u itself when w rounds to 1. */
-static inline float fm_log1pf_unit(float u) {
-    float w = 1.0f + u, d = w - 1.0f;
-    return d == 0.0f ? u : fm_logf(w) * (u / d);
+ * u: with w = 1 + u rounded, log1p(u) = log(w) + (u - (w - 1)) / w, the
+ * second term correcting the rounding of w (u itself when w rounds to 1).
+ * No branches and no division by a possible zero, so loops vectorise. */
+static inline __attribute__((always_inline)) float fm_log1pf_unit(float u) {
+    float w = 1.0f + u;
+    return fm_logf(w) + (u - (w - 1.0f)) / w;
 }
 
 /* sigmoid(x), evaluating exp of a non-positive number only. */
-static inline float fm_sigmoidf(float x) {
+static inline __attribute__((always_inline)) float fm_sigmoidf(float x) {
     float e = fm_expf(-fabsf(x));
     float r = 1.0f / (1.0f + e);
     return x >= 0.0f ? r : e * r;
@@ -89,7 +90,7 @@ static inline float fm_sigmoidf(float x) {
 
 /* softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^-|x|); the identity above
  * 20, where the correction is below half an ulp of x. */
-static inline float fm_softplusf(float x) {
+static inline __attribute__((always_inline)) float fm_softplusf(float x) {
     float sp = (x > 0.0f ? x : 0.0f) + fm_log1pf_unit(fm_expf(-fabsf(x)));
     return x > 20.0f ? x : sp;
 }
