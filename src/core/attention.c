@@ -25,6 +25,7 @@
  * masked upper triangle costs nothing beyond writing its zeros.
  */
 #include "attention.h"
+#include "core/prof.h"
 #include "core/parallel.h"
 
 #include <math.h>
@@ -79,7 +80,7 @@ static inline void axpy4_f(float *restrict y, const float a[4], const float *res
 /* forward                                                                  */
 /* ------------------------------------------------------------------------ */
 
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
+static void attention_forward_impl(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
     if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
     const int hs = C / NH;
     const size_t C3 = 3 * (size_t)C;
@@ -129,6 +130,12 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
     }
 }
 
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
+    uint64_t t0 = prof_start();
+    attention_forward_impl(out, att, qkv, B, T, C, NH);
+    prof_stop(PROF_ATTENTION, t0);
+}
+
 /* ------------------------------------------------------------------------ */
 /* backward                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -148,7 +155,7 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
  * Keys past the cache (t2 >= ATT_DP_CACHE) recompute dP in pass 2 and add
  * their dq term there.
  */
-void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
+static void attention_backward_impl(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
                         int NH) {
     if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
     const int hs = C / NH;
@@ -204,6 +211,13 @@ void attention_backward(float *dqkv, const float *dout, const float *qkv, const 
             for (; t2 < nc; t2++) axpy_f(dq, cache[t2], k + (size_t)t2 * C3, hs);
         }
     }
+}
+
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
+                        int NH) {
+    uint64_t t0 = prof_start();
+    attention_backward_impl(dqkv, dout, qkv, att, B, T, C, NH);
+    prof_stop(PROF_ATTENTION, t0);
 }
 
 int attention_scratch_floats(int T, int nthreads) {

@@ -23,6 +23,7 @@
  * be called inside an OpenMP parallel region (OpenBLAS has its own threads).
  */
 #include "blas.h"
+#include "core/prof.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -56,7 +57,7 @@ static int fix_ld(int rows, int cols, int ld) {
 /* GEMM                                                                     */
 /* ------------------------------------------------------------------------ */
 
-void blas_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+static void blas_gemm_impl(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
@@ -74,6 +75,13 @@ void blas_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
     }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha,
                 A, la, B, lb, beta, C, lc);
+}
+
+void blas_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+               int ldb, float beta, float *C, int ldc) {
+    uint64_t t0 = prof_start();
+    blas_gemm_impl(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    prof_stop(PROF_GEMM, t0);
 }
 
 void gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,

@@ -20,6 +20,7 @@
  * contiguous channels.
  */
 #include "conv1d.h"
+#include "core/prof.h"
 #include "core/parallel.h"
 
 #include <omp.h>
@@ -52,7 +53,7 @@ static void load_taps(float wt[CONV_KGROUP][CONV_CBLOCK], const float *w, int K,
         for (int j = 0; j < nk; j++) wt[j][c] = w[(size_t)(c0 + c) * K + kg + j];
 }
 
-void conv1d_forward(float *out, const float *x, int ldx, const float *w, const float *bias, int B, int T, int C,
+static void conv1d_forward_impl(float *out, const float *x, int ldx, const float *w, const float *bias, int B, int T, int C,
                     int K) {
     if (B <= 0 || T <= 0 || C <= 0 || K <= 0) return;
     /* enough (b, channel block) items for every thread */
@@ -91,7 +92,14 @@ void conv1d_forward(float *out, const float *x, int ldx, const float *w, const f
     }
 }
 
-void conv1d_backward(float *dx, int lddx, float *dw, float *dbias, const float *dout, const float *x, int ldx,
+void conv1d_forward(float *out, const float *x, int ldx, const float *w, const float *bias, int B, int T, int C,
+                    int K) {
+    uint64_t t0 = prof_start();
+    conv1d_forward_impl(out, x, ldx, w, bias, B, T, C, K);
+    prof_stop(PROF_CONV, t0);
+}
+
+static void conv1d_backward_impl(float *dx, int lddx, float *dw, float *dbias, const float *dout, const float *x, int ldx,
                      const float *w, int B, int T, int C, int K) {
     if (B <= 0 || T <= 0 || C <= 0 || K <= 0) return;
     const int threads = omp_get_max_threads();
@@ -178,4 +186,11 @@ void conv1d_backward(float *dx, int lddx, float *dw, float *dbias, const float *
                 for (int c = 0; c < nc; c++) dbias[c0 + c] += (float)accb[c];
         }
     }
+}
+
+void conv1d_backward(float *dx, int lddx, float *dw, float *dbias, const float *dout, const float *x, int ldx,
+                     const float *w, int B, int T, int C, int K) {
+    uint64_t t0 = prof_start();
+    conv1d_backward_impl(dx, lddx, dw, dbias, dout, x, ldx, w, B, T, C, K);
+    prof_stop(PROF_CONV, t0);
 }

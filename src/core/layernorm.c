@@ -23,6 +23,7 @@
  * What it is not: RMSNorm, or a fused residual-add + norm.
  */
 #include "layernorm.h"
+#include "core/prof.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -33,7 +34,7 @@
  * about one cache line per row, and C = 64 already gives four tasks. */
 #define LN_CBLOCK 16
 
-void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+static void layernorm_forward_impl(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                        const float *bias, int N, int C) {
     if (N <= 0 || C <= 0) return;
     int par = (size_t)N * (size_t)C >= LN_PAR_MIN;
@@ -60,12 +61,19 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
     }
 }
 
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                       const float *bias, int N, int C) {
+    uint64_t t0 = prof_start();
+    layernorm_forward_impl(out, mean, rstd, inp, weight, bias, N, C);
+    prof_stop(PROF_NORM, t0);
+}
+
 /*
  * With xhat = (x - mean) rstd and g = dout * w (per row):
  *   dx_c = rstd (g_c - mean_c(g) - xhat_c mean_c(g xhat))
  *   dw_c = sum_i dout_ic xhat_ic,   db_c = sum_i dout_ic
  */
-void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+static void layernorm_backward_impl(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                         const float *weight, const float *mean, const float *rstd, int N, int C) {
     if (N <= 0 || C <= 0) return;
     int par = (size_t)N * (size_t)C >= LN_PAR_MIN;
@@ -117,4 +125,11 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
             }
         }
     }
+}
+
+void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                        const float *weight, const float *mean, const float *rstd, int N, int C) {
+    uint64_t t0 = prof_start();
+    layernorm_backward_impl(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+    prof_stop(PROF_NORM, t0);
 }

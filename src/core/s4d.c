@@ -24,6 +24,7 @@
  * bitwise independent of the thread count.
  */
 #include "s4d.h"
+#include "core/prof.h"
 #include "core/parallel.h"
 
 #include <math.h>
@@ -70,7 +71,7 @@ static s4d_mode mode_setup(double dt, float log_A_re, float A_im, float Cr, floa
 
 /* K[c,l] = 2 Re sum_n Ct_n w_n^l, accumulated over modes in double per tile
  * of LCHUNK lags. */
-void s4d_kernel_forward(float *K, const float *log_dt, const float *log_A_re, const float *A_im, const float *C,
+static void s4d_kernel_forward_impl(float *K, const float *log_dt, const float *log_A_re, const float *A_im, const float *C,
                         int E, int Nh, int L) {
     if (E <= 0 || L <= 0) return;
 #pragma omp parallel for schedule(static) if ((size_t)E * Nh * L >= PAR_MIN_WORK)
@@ -98,6 +99,13 @@ void s4d_kernel_forward(float *K, const float *log_dt, const float *log_A_re, co
     }
 }
 
+void s4d_kernel_forward(float *K, const float *log_dt, const float *log_A_re, const float *A_im, const float *C,
+                        int E, int Nh, int L) {
+    uint64_t t0 = prof_start();
+    s4d_kernel_forward_impl(K, log_dt, log_A_re, A_im, C, E, Nh, L);
+    prof_stop(PROF_S4D, t0);
+}
+
 /*
  * Per mode the loss is 2 Re F with F = Ct G(w), where
  *   G = sum_l dK_l w^l,   H = sum_l l dK_l w^l  (= w G'(w)),
@@ -110,7 +118,7 @@ void s4d_kernel_forward(float *K, const float *log_dt, const float *log_A_re, co
  * and the chain rule through the parametrisation:
  *   dlog_A_re = dRe(A) * Re(A)   (Re A = -exp(log_A_re)),  dlog_dt = ddt * dt.
  */
-void s4d_kernel_backward(float *dlog_dt, float *dlog_A_re, float *dA_im, float *dC, const float *dK,
+static void s4d_kernel_backward_impl(float *dlog_dt, float *dlog_A_re, float *dA_im, float *dC, const float *dK,
                          const float *log_dt, const float *log_A_re, const float *A_im, const float *C, int E,
                          int Nh, int L) {
     if (E <= 0 || L <= 0) return;
@@ -156,6 +164,14 @@ void s4d_kernel_backward(float *dlog_dt, float *dlog_A_re, float *dA_im, float *
         }
         dlog_dt[c] += (float)(ddt * dt);
     }
+}
+
+void s4d_kernel_backward(float *dlog_dt, float *dlog_A_re, float *dA_im, float *dC, const float *dK,
+                         const float *log_dt, const float *log_A_re, const float *A_im, const float *C, int E,
+                         int Nh, int L) {
+    uint64_t t0 = prof_start();
+    s4d_kernel_backward_impl(dlog_dt, dlog_A_re, dA_im, dC, dK, log_dt, log_A_re, A_im, C, E, Nh, L);
+    prof_stop(PROF_S4D, t0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -217,7 +233,7 @@ static inline void lag_outer(float (*restrict F)[CBLK], const float *restrict g,
 
 /* y[b,t] accumulates D u, then lags 0, 1, ..., t in increasing order (lag
  * tiles are the outer loop, so each Kt tile is built once per call). */
-void s4d_conv_forward(float *y, const float *u, const float *K, const float *D, int B, int T, int E, int L) {
+static void s4d_conv_forward_impl(float *y, const float *u, const float *K, const float *D, int B, int T, int E, int L) {
     if (B <= 0 || T <= 0 || E <= 0) return;
     int nblk = (E + CBLK - 1) / CBLK;
 #pragma omp parallel for schedule(static) if ((size_t)B * T * L * E / 2 >= PAR_MIN_WORK)
@@ -245,6 +261,12 @@ void s4d_conv_forward(float *y, const float *u, const float *K, const float *D, 
     }
 }
 
+void s4d_conv_forward(float *y, const float *u, const float *K, const float *D, int B, int T, int E, int L) {
+    uint64_t t0 = prof_start();
+    s4d_conv_forward_impl(y, u, K, D, B, T, E, L);
+    prof_stop(PROF_S4D, t0);
+}
+
 /*
  *   du[b,s,c] += D[c] dy[b,s,c] + sum_{l=0}^{T-1-s} K[c,l] dy[b,s+l,c]
  *   dK[c,l]   += sum_b sum_{t=l}^{T-1} dy[b,t,c] u[b,t-l,c]      (l < T)
@@ -253,7 +275,7 @@ void s4d_conv_forward(float *y, const float *u, const float *K, const float *D, 
  * in a fixed order: in float over t within a sequence, then in double over
  * the sequences b = 0..B-1.
  */
-void s4d_conv_backward(float *du, float *dK, float *dD, const float *dy, const float *u, const float *K,
+static void s4d_conv_backward_impl(float *du, float *dK, float *dD, const float *dy, const float *u, const float *K,
                        const float *D, int B, int T, int E, int L) {
     if (B <= 0 || T <= 0 || E <= 0) return;
     int nblk = (E + CBLK - 1) / CBLK;
@@ -296,4 +318,11 @@ void s4d_conv_backward(float *du, float *dK, float *dD, const float *dy, const f
                 for (int j = 0; j < cb; j++) dD[c0 + j] += (float)dKt[0][j];
         }
     }
+}
+
+void s4d_conv_backward(float *du, float *dK, float *dD, const float *dy, const float *u, const float *K,
+                       const float *D, int B, int T, int E, int L) {
+    uint64_t t0 = prof_start();
+    s4d_conv_backward_impl(du, dK, dD, dy, u, K, D, B, T, E, L);
+    prof_stop(PROF_S4D, t0);
 }

@@ -39,6 +39,7 @@
  * every result is bitwise independent of the number of threads.
  */
 #include "scan.h"
+#include "core/prof.h"
 #include "core/parallel.h"
 
 #include <math.h>
@@ -142,7 +143,7 @@ SCAN_INLINE void forward_seq(float *y, float *h, const float *u, const float *de
     }
 }
 
-void scan_forward(float *y, const float *u, const float *delta, const float *A_log, const float *Bm,
+static void scan_forward_impl(float *y, const float *u, const float *delta, const float *A_log, const float *Bm,
                   const float *Cm, int ldbc, const float *D, int B, int T, int E, int N, float *scratch) {
     if (B <= 0 || T <= 0 || E <= 0 || N <= 0) return;
     size_t EN = (size_t)E * N;
@@ -156,6 +157,13 @@ void scan_forward(float *y, const float *u, const float *delta, const float *A_l
         if (N == 16) forward_seq(y, h, u, delta, A, Bm, Cm, ldbc, D, b, T, E, 16);
         else forward_seq(y, h, u, delta, A, Bm, Cm, ldbc, D, b, T, E, N);
     }
+}
+
+void scan_forward(float *y, const float *u, const float *delta, const float *A_log, const float *Bm,
+                  const float *Cm, int ldbc, const float *D, int B, int T, int E, int N, float *scratch) {
+    uint64_t t0 = prof_start();
+    scan_forward_impl(y, u, delta, A_log, Bm, Cm, ldbc, D, B, T, E, N, scratch);
+    prof_stop(PROF_SCAN, t0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -242,7 +250,7 @@ SCAN_INLINE void backward_seq(float *du, float *ddelta, float *dAp, float *dDp, 
     }
 }
 
-void scan_backward(float *du, float *ddelta, float *dA_log, float *dBm, float *dCm, float *dD, const float *dy,
+static void scan_backward_impl(float *du, float *ddelta, float *dA_log, float *dBm, float *dCm, float *dD, const float *dy,
                    const float *u, const float *delta, const float *A_log, const float *Bm, const float *Cm,
                    int ldbc, const float *D, int B, int T, int E, int N, float *scratch) {
     if (B <= 0 || T <= 0 || E <= 0 || N <= 0) return;
@@ -276,6 +284,14 @@ void scan_backward(float *du, float *ddelta, float *dA_log, float *dBm, float *d
         for (int b = 0; b < B; b++) s += partials[(size_t)b * part_stride + EN + c];
         dD[c] += s;
     }
+}
+
+void scan_backward(float *du, float *ddelta, float *dA_log, float *dBm, float *dCm, float *dD, const float *dy,
+                   const float *u, const float *delta, const float *A_log, const float *Bm, const float *Cm,
+                   int ldbc, const float *D, int B, int T, int E, int N, float *scratch) {
+    uint64_t t0 = prof_start();
+    scan_backward_impl(du, ddelta, dA_log, dBm, dCm, dD, dy, u, delta, A_log, Bm, Cm, ldbc, D, B, T, E, N, scratch);
+    prof_stop(PROF_SCAN, t0);
 }
 
 /* ------------------------------------------------------------------------ */

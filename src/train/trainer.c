@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/loss.h"
+#include "core/prof.h"
 
 static icl_status check_fit(const model *m, const task *t) {
     const model_spec *s = &m->spec;
@@ -112,10 +113,13 @@ icl_status trainer_step(trainer *tr) {
     model *m = tr->m;
     batch *b = &tr->b;
     const int B = tr->B, O = m->spec.n_out;
+    uint64_t t0 = prof_start();
     icl_status st = task_sample(tr->t, b, B, tr->seed, (uint64_t)tr->step * (uint64_t)B);
+    prof_stop(PROF_SAMPLE, t0);
     if (st) return st;
     st = model_forward(m, b->x, b->tok, B, b->T);
     if (st) return st;
+    t0 = prof_start();
     double loss = trainer_loss_of(b, m->out, O);
     if (!isfinite(loss))
         return icl_fail(ICL_ERR_NUMERIC, "step %ld: the loss is %s; nothing was updated", tr->step + 1,
@@ -127,10 +131,13 @@ icl_status trainer_step(trainer *tr) {
     case LOSS_CE: loss_ce_backward(tr->dout, 1.0f, m->out, b->ycls, b->mask, N, O); break;
     default: loss_mse_backward(tr->dout, 1.0f, m->out, b->y, b->mask, N, O); break;
     }
+    prof_stop(PROF_LOSS, t0);
     model_zero_grad(m);
     st = model_backward(m, tr->dout);
     if (st) return st;
+    t0 = prof_start();
     st = optim_step(&tr->opt, m->params, m->grads);
+    prof_stop(PROF_OPTIM, t0);
     if (st == ICL_ERR_NUMERIC) {
         int blk = first_bad_block(m);
         if (blk >= 0)

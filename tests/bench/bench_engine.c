@@ -6,7 +6,9 @@
  * (sample + forward + loss + backward + clip + Adam) over several steps
  * after warm-up, tokens per second, the model's FLOPs per step (GEMMs and
  * attention counted exactly; elementwise work not counted), and the share of
- * the sgemm ceiling measured in the same run with the same thread count.
+ * the sgemm ceiling measured in the same run with the same thread count,
+ * and where the step's time goes per kind of kernel (core/prof.h; "other"
+ * is the rest: gates, bias sums, copies, residual adds).
  * Not a test: it prints, it does not judge.
  */
 #include <math.h>
@@ -16,6 +18,7 @@
 #include <time.h>
 
 #include "core/blas.h"
+#include "core/prof.h"
 #include "train/trainer.h"
 
 static double now_s(void) {
@@ -115,6 +118,13 @@ int main(int argc, char **argv) {
                     times[i] = now_s() - t0;
                 }
                 double s = median(times, k->reps);
+                /* where the time goes: a few more steps with the per-kernel clock on */
+                prof_reset();
+                prof_enable(1);
+                double tp0 = now_s();
+                for (int i = 0; i < 3; i++) trainer_step(&tr);
+                double tp = now_s() - tp0;
+                prof_enable(0);
                 int T = 2 * k->points;
                 double gf = step_flops(m, k->B, T) / 1e9;
                 printf("%-7s %-12s %3d %10.2f %12.0f %10.3f %8.1f %8.1f%%", k->name, archs[a], th, s * 1e3,
@@ -122,6 +132,14 @@ int main(int argc, char **argv) {
                 if (th == 1) ms1 = s;
                 else printf("   2 threads: %.2fx", ms1 / s);
                 printf("\n");
+                printf("        time:");
+                double acc = 0;
+                for (int kk = 0; kk < PROF_COUNT; kk++) {
+                    double f = prof_seconds((prof_kind)kk) / tp;
+                    acc += f;
+                    if (f >= 0.005) printf(" %s %.0f%%", prof_name((prof_kind)kk), 100 * f);
+                }
+                printf(" other %.0f%%\n", 100 * (1 - acc));
                 fflush(stdout);
                 trainer_free(&tr);
                 model_free(m);
