@@ -2,7 +2,8 @@
  * main.c - iclplay's entry point: parse the first argument, pick the mode.
  * Only this file may end the process.
  *
- *   iclplay                        the playground (for now the plain REPL; the TUI is its own issue)
+ *   iclplay                        the playground: the TUI (panels around a Lua prompt) when stdin and
+ *                                  stdout are terminals and TERM is not "dumb", else the plain REPL
  *   iclplay --plain                the Lua REPL with GNU Readline and no panels
  *   iclplay run script.lua [args]  run a script headless; `arg` as lua.c sets it
  *   iclplay -e 'code' [-e ...]     run code
@@ -25,8 +26,9 @@
 #include "lua/lbind.h"
 #include "lua/repl.h"
 #include "train/train_cli.h"
+#include "tui/screen.h"
 
-typedef enum { MODE_REPL, MODE_RUN, MODE_EXEC } run_mode;
+typedef enum { MODE_REPL, MODE_TUI, MODE_RUN, MODE_EXEC } run_mode;
 
 typedef struct {
     int argc;
@@ -39,7 +41,7 @@ typedef struct {
 static void usage(void) {
     printf("iclplay %s - an interactive terminal playground for in-context learning\n\n"
            "usage:\n"
-           "  iclplay                        start the playground (for now the plain Lua REPL)\n"
+           "  iclplay                        start the playground: live panels around a Lua prompt (F1 lists the keys)\n"
            "  iclplay --plain                the Lua REPL without panels (also used when stdin is not a terminal)\n"
            "  iclplay run script.lua [args]  run a Lua script headless; its arguments are in `arg` and `...`\n"
            "  iclplay run - [args]           run a script read from stdin\n"
@@ -167,6 +169,11 @@ static int pmain(lua_State *L) {
     switch (c->mode) {
     case MODE_RUN: c->status = run_script(L, c); break;
     case MODE_EXEC: c->status = run_exec(L, c); break;
+    case MODE_TUI:
+        c->status = tui_main(L);
+        if (c->status >= 0) break;
+        fprintf(stderr, "iclplay: no panels on this terminal: the plain REPL instead\n");
+        /* fall through */
     case MODE_REPL:
         if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
             printf("iclplay %s (%s) - help() for help, Tab completes, Ctrl-C stops, Ctrl-D quits\n",
@@ -182,7 +189,13 @@ static int pmain(lua_State *L) {
 static int parse_mode(main_ctx *c) {
     int argc = c->argc;
     char **argv = c->argv;
-    if (argc < 2 || !strcmp(argv[1], "--plain")) {
+    if (argc < 2) { /* the TUI needs a real terminal on both ends */
+        const char *term = getenv("TERM");
+        int full = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) && term && *term && strcmp(term, "dumb") != 0;
+        c->mode = full ? MODE_TUI : MODE_REPL;
+        return -1;
+    }
+    if (!strcmp(argv[1], "--plain")) {
         if (argc > 2) {
             fprintf(stderr, "iclplay: --plain takes no arguments (try iclplay --help)\n");
             return 2;

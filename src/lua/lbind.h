@@ -106,6 +106,28 @@ lbind_model *lbind_push_model(lua_State *L, model *m);
 lbind_trainer *lbind_current_trainer(lua_State *L);
 void lbind_set_current_trainer(lua_State *L, int idx);
 
+/* The number of open models with unsaved training (lbind_model.dirty),
+ * found through a weak registry of every model userdata, so the TUI can
+ * ask before quitting. Run a full GC first to skip unreachable ones.
+ * lua_model.c. */
+int lbind_count_dirty_models(lua_State *L);
+
+/* ---- the TUI's tick hook (lua_trainer.c) ----
+ * While tr:step(n) or tr:run{...} trains, it calls t->fn between steps, at
+ * most every t->period seconds, so a screen can poll keys and redraw. The
+ * hook must not run Lua code or close objects; it may request an interrupt
+ * (icl_interrupt_request) to stop the run at the next step, or hold the run
+ * (pause) by not returning. L is the running thread, ut the trainer that
+ * steps, target the step the call stops at (0 if it has no step limit).
+ * lbind_set_tick(L, NULL) removes it. */
+typedef struct lbind_tick lbind_tick;
+struct lbind_tick {
+    void (*fn)(lbind_tick *t, lua_State *L, const lbind_trainer *ut, long target);
+    double period; /* seconds between calls */
+    double last;   /* when it last returned (kept by lua_trainer.c) */
+};
+void lbind_set_tick(lua_State *L, lbind_tick *t);
+
 /* Documentation for help(): attach `doc` to the function (or any value) at
  * fn_idx and to `name` ("icl.model", "icl.model:forward"). lua_icl.c. */
 void lbind_setdoc(lua_State *L, int fn_idx, const char *name, const char *doc);

@@ -10,6 +10,9 @@
  * m:forward (the core keeps a pointer to it for a later backward). Views
  * returned by m:param / m:grad hold the userdata alive and raise once the
  * model is closed (lua_tensor.c). Probes and forward outputs are copies.
+ * Every model userdata is also a key of a weak registry table, so the TUI
+ * can count the models with unsaved training before quitting
+ * (lbind_count_dirty_models).
  *
  * Layer numbers of the probes count blocks of one kind, 1-based: attention
  * layer 2 is the second attn block, Mamba layer 1 the first mamba block.
@@ -24,13 +27,46 @@
 
 /* ---- the userdata ----------------------------------------------------------- */
 
+#define MODELS_KEY "icl.models" /* registry: weak-keyed set of every model userdata */
+
 lbind_model *lbind_push_model(lua_State *L, model *m) {
+    luaL_checkstack(L, 5, "lbind_push_model");
     lbind_model *lm = lua_newuserdatauv(L, sizeof *lm, 1);
     lm->m = m;
     lm->dirty = 0;
     lm->busy = 0;
     luaL_setmetatable(L, LBIND_MODEL_MT);
+    /* remember it weakly, so the TUI can find unsaved models before quitting */
+    if (lua_getfield(L, LUA_REGISTRYINDEX, MODELS_KEY) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, MODELS_KEY);
+    }
+    lua_pushvalue(L, -2);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
     return lm;
+}
+
+int lbind_count_dirty_models(lua_State *L) {
+    int n = 0;
+    luaL_checkstack(L, 4, "lbind_count_dirty_models");
+    if (lua_getfield(L, LUA_REGISTRYINDEX, MODELS_KEY) == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lua_pop(L, 1);
+            const lbind_model *lm = luaL_testudata(L, -1, LBIND_MODEL_MT);
+            if (lm && lm->m && lm->dirty) n++;
+        }
+    }
+    lua_pop(L, 1);
+    return n;
 }
 
 lbind_model *lbind_checkmodel(lua_State *L, int idx) {

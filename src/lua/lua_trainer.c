@@ -21,6 +21,10 @@
  * clears it. The trainer the panels follow is held in the registry (a
  * strong reference: it stays alive until another one replaces it).
  *
+ * Between steps, tr:step(n) and tr:run call the TUI's tick hook when one
+ * is installed (lbind_set_tick), at most every hook->period seconds, so the
+ * panels stay live and F5 / Ctrl-C act during a blocking call.
+ *
  * tr:step(n) is the method and tr.steps the counter of completed steps (one
  * name cannot be both in Lua: tr:step(n) looks up tr.step).
  *
@@ -60,6 +64,9 @@
 #define RUN_WINDOW 10          /* steps averaged for until_loss and the progress line */
 #define RUN_EVAL_PROMPTS 256   /* prompts of a run's periodic evaluation */
 #define PROGRESS_PERIOD 0.1    /* seconds between redraws of the progress line */
+#define TICK_KEY "icl.tick"    /* registry: the TUI's lbind_tick (a light userdata), or nil */
+
+static double now_s(void);
 
 /* ---- table fields (shared with the other binding files) ------------------ */
 
@@ -282,6 +289,25 @@ void lbind_set_current_trainer(lua_State *L, int idx) {
     lua_setfield(L, LUA_REGISTRYINDEX, CURRENT_KEY);
 }
 
+/* ---- the TUI's tick hook --------------------------------------------------------- */
+
+void lbind_set_tick(lua_State *L, lbind_tick *t) {
+    if (t) lua_pushlightuserdata(L, t);
+    else lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, TICK_KEY);
+}
+
+/* Between two steps of tr:step / tr:run: the hook, if one is installed
+ * and its period has passed (a registry lookup and a clock read otherwise). */
+static void tick(lua_State *L, const lbind_trainer *ut, long target) {
+    lua_getfield(L, LUA_REGISTRYINDEX, TICK_KEY);
+    lbind_tick *k = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!k || !k->fn || now_s() - k->last < k->period) return;
+    k->fn(k, L, ut, target);
+    k->last = now_s();
+}
+
 /* ---- icl.trainer{...} ----------------------------------------------------------- */
 
 static const char *const trainer_fields[] = {"model", "task", "lr", "batch", "seed", "optimizer", "weight_decay",
@@ -376,6 +402,7 @@ static int l_step(lua_State *L) {
         }
         icl_status st = one_step(L, ut, lm, lt);
         if (st) return fail_step(L, "tr:step", st, ut);
+        if (i + 1 < n) tick(L, ut, ut->tr.step + (long)(n - 1 - i));
     }
     lua_pushnumber(L, ut->tr.loss);
     return 1;
@@ -622,6 +649,7 @@ static int l_run(lua_State *L) {
         else if (!isnan(until_loss) && n_window == RUN_WINDOW && mean <= until_loss) reason = "until_loss";
         else if (!isnan(max_time) && t_now >= max_time) reason = "max_time";
         else if (max_steps && done >= max_steps) reason = "max_steps";
+        if (!reason) tick(L, ut, target);
         if (progress && (reason || last_draw < 0 || t_now - last_draw >= PROGRESS_PERIOD)) {
             double rate = done / (t_now > 0 ? t_now : 1e-9), eta = NAN;
             if (max_steps) eta = (target - ut->tr.step) / rate;
