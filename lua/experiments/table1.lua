@@ -1000,7 +1000,16 @@ elseif is_interrupt(err) then
 else
   state.status = "stopped by an error: " .. tostring(err):gsub("\n.*", "")
 end
-write_all()
+-- A Ctrl-C that lands while Lua code runs (not inside a training step) is
+-- raised by the REPL's hook at the next instruction, possibly in the middle
+-- of these writes. The hook disarms itself when it fires, so write once more:
+-- an interrupted run still leaves its partial table.
+local wok, werr = pcall(write_all)
+if not wok then
+  if not is_interrupt(werr) then error(werr, 0) end
+  if ok then ok, err, state.status = false, werr, "interrupted by Ctrl-C; the cells below are what had finished" end
+  write_all()
+end
 print(string.format("table1: %s; wrote %s/table1.md (%s)", state.status, state.out, minutes(state.total_s)))
 if not ok then
   os.exit(is_interrupt(err) and 130 or 1)
