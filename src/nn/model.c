@@ -13,6 +13,7 @@
 #include "core/blas.h"
 #include "core/layernorm.h"
 #include "core/scan.h"
+#include "core/tick.h"
 #include "nn/model_internal.h"
 
 /* ---- Linear helpers shared by the blocks -------------------------------- */
@@ -371,6 +372,7 @@ icl_status model_forward(model *m, const float *x, const int *tok, int B, int T)
         case BLOCK_S4MAMBA: s4mamba_block_forward(m, bl, m->res[i + 1], m->res[i], B, T); break;
         default: break;
         }
+        icl_tick(); /* a screen stays live during a long step (core/tick.h) */
     }
     layernorm_forward(m->lnf_out, m->lnf_mean, m->lnf_rstd, m->res[s->n_blocks], m->lnf_w, m->lnf_b, (int)BT, D);
     linear_forward(m->out, m->lnf_out, m->ro_w, m->ro_b, (int)BT, D, s->n_out);
@@ -403,6 +405,7 @@ icl_status model_backward(model *m, const float *dout) {
         case BLOCK_S4MAMBA: s4mamba_block_backward(m, bl, m->dres, m->res[i], &sc, B, T); break;
         default: break;
         }
+        icl_tick();
     }
     if (m->pos) /* g_pos[t] += sum_b dres[b, t]: per (t, c) in b order */
         for (int t = 0; t < T; t++)
