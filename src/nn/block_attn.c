@@ -14,6 +14,7 @@
 
 #include "core/attention.h"
 #include "core/layernorm.h"
+#include "core/tick.h"
 #include "nn/model_internal.h"
 
 void attn_block_forward(const model *m, block *bl, float *res_out, const float *res_in, int B, int T) {
@@ -22,6 +23,7 @@ void attn_block_forward(const model *m, block *bl, float *res_out, const float *
     layernorm_forward(bl->ln_out, bl->ln_mean, bl->ln_rstd, res_in, P[AT_LN_W], P[AT_LN_B], BT, D);
     linear_forward(bl->qkv, bl->ln_out, P[AT_QKV_W], P[AT_QKV_B], BT, D, 3 * D);
     attention_forward(bl->atty, bl->att, bl->qkv, B, T, D, m->NH);
+    icl_tick(); /* a screen may redraw mid-block (core/tick.h) */
     /* res' = res + atty W_proj^T + b_proj: project, then add the stream. */
     linear_forward(res_out, bl->atty, P[AT_PROJ_W], P[AT_PROJ_B], BT, D, D);
     for (size_t i = 0; i < (size_t)BT * D; i++) res_out[i] += res_in[i];
@@ -38,6 +40,7 @@ void attn_block_backward(const model *m, block *bl, float *dres, const float *re
     /* attention core */
     memset(dqkv, 0, sizeof(float) * (size_t)BT * 3 * D);
     attention_backward(dqkv, datty, bl->qkv, bl->att, B, T, D, m->NH);
+    icl_tick();
     /* fused QKV projection */
     memset(s->dln, 0, sizeof(float) * (size_t)BT * D);
     linear_backward(s->dln, G[AT_QKV_W], G[AT_QKV_B], dqkv, bl->ln_out, P[AT_QKV_W], BT, D, 3 * D);

@@ -24,6 +24,7 @@
 #include "core/fastmath.h"
 #include "core/layernorm.h"
 #include "core/scan.h"
+#include "core/tick.h"
 #include "nn/model_internal.h"
 
 void mamba_block_forward(const model *m, block *bl, float *res_out, const float *res_in, int B, int T) {
@@ -46,6 +47,7 @@ void mamba_block_forward(const model *m, block *bl, float *res_out, const float 
     /* the selective scan */
     scan_forward(bl->y, bl->xs, bl->delta, P[MB_A_LOG], bl->dbc + R, bl->dbc + R + N, W, P[MB_D], B, T, E, N,
                  m->scan_scratch);
+    icl_tick(); /* the scan is most of the block: let a screen redraw on each side of it */
     /* gate: yg = y * silu(z), z the second half of xz */
     for (size_t i = 0; i < (size_t)BT; i++) {
         const float *z = bl->xz + i * 2 * E + E;
@@ -92,6 +94,7 @@ void mamba_block_backward(const model *m, block *bl, float *dres, const float *r
     memset(ddbc, 0, sizeof(float) * (size_t)BT * W);
     scan_backward(dxs, ddelta, G[MB_A_LOG], ddbc + R, ddbc + R + N, G[MB_D], dy, bl->xs, bl->delta, P[MB_A_LOG],
                   bl->dbc + R, bl->dbc + R + N, W, P[MB_D], B, T, E, N, m->scan_scratch);
+    icl_tick();
 
     /* delta = softplus(dt_pre); dt_pre = dl W_dt^T + b_dt */
     memset(ddt, 0, sizeof(float) * BTE);

@@ -1,10 +1,19 @@
 /*
  * panel_loss.c - the loss panel: the training loss (the trainer's
- * loss_history) and the history of evaluations on one braille plot over
- * training steps, log or linear y, with a cursor and an exact readout.
+ * loss_history) and the history of evaluations over training steps, log or
+ * linear y, with a cursor and an exact readout.
+ *
+ * The two are different quantities (the training loss is the raw MSE, BCE
+ * or CE of the batch; an evaluation is the task's metric: normalised
+ * squared error, or an accuracy), so they never share a y axis: when both
+ * exist and the panel has room, the eval curve gets its own plot below the
+ * train curve, over the same steps; else the panel shows the train curve
+ * and the readout gives both values.
  *
  *   ╭─ loss (train / eval, log y) ─────────╮
- *   │  1┤⠑⠢⡀                                │
+ *   │  1┤⠑⠢⡀                    train loss │
+ *   │0.1┤   ⠈⠑⠒⠤⠤⣀⣀⣀│                      │
+ *   │0.5┤⠑⠢⡀        │   eval: norm. sq. err│
  *   │0.1┤   ⠈⠑⠒⠤⠤⣀⣀⣀│                      │
  *   │     0      500  1k                   │
  *   │step 812  train 0.231442  eval 0.2511 │
@@ -26,6 +35,7 @@
 
 #include "tui/panel.h"
 #include "tui/plot.h"
+#include "train/evaluate.h"
 
 #define LOSS_EVAL_MAX 1024
 
@@ -40,6 +50,7 @@ typedef struct {
     double cur_loss;
     int n_eval;                       /* the newest LOSS_EVAL_MAX evaluations */
     double eval_step[LOSS_EVAL_MAX], eval_val[LOSS_EVAL_MAX];
+    char eval_label[48];              /* what the evaluations measure */
     int log_y;
     double cursor;                    /* step under the cursor; NaN = follow the newest point */
     int plot_cols;                    /* dot columns of the last draw (cursor speed) */
@@ -71,6 +82,8 @@ static void loss_update(panel *p, const tui_source *src) {
         lp->eval_val[i] = src->eval_hist_value[first + i];
     }
     lp->n_eval = ne < 0 ? 0 : ne;
+    snprintf(lp->eval_label, sizeof lp->eval_label, "eval: %s",
+             src->eval ? eval_metric_label(src->eval->metric) : "task metric");
 }
 
 /* The series: train, then eval (drawn on top). */
@@ -110,6 +123,28 @@ static void draw_readout(canvas *c, int y, const plot_series *s, int ns, double 
     }
 }
 
+/* 1 if cells [x, x + n) of row y hold nothing (blank or an empty braille cell). */
+static int row_free(const canvas *c, int x, int y, int n) {
+    for (int i = x; i < x + n; i++) {
+        const tui_cell *cl = canvas_cell_const(c, i, y);
+        if (cl && cl->glyph[0] && strcmp(cl->glyph, " ") && strcmp(cl->glyph, "\xe2\xa0\x80")) return 0;
+    }
+    return 1;
+}
+
+/* The name of a plot's quantity, right-aligned on its top row, or on its
+ * lowest dot row if the curve passes the top; never over the data. */
+static void label(canvas *c, const char *text, tui_role role) {
+    int n = tui_text_width(text);
+    if (c->h < 3 || c->w < n + 12) return;
+    const int rows[2] = {0, c->h - 2};
+    for (int k = 0; k < 2; k++)
+        if (row_free(c, c->w - n - 1, rows[k], n + 1)) {
+            canvas_text(c, c->w - n, rows[k], text, role, 0);
+            return;
+        }
+}
+
 static void loss_draw(panel *p, canvas *c, int focused) {
     loss_panel *lp = (loss_panel *)p;
     canvas in = panel_frame(c, lp->log_y ? "loss (train / eval, log y)" : "loss (train / eval)", focused);
@@ -125,16 +160,29 @@ static void loss_draw(panel *p, canvas *c, int focused) {
         draw_readout(&in, 0, s, ns, x);
         return;
     }
-    canvas area = canvas_view(&in, 0, 0, in.w, in.h - 1);
     plot_opts o;
     plot_opts_default(&o);
     o.log_y = lp->log_y;
     o.cursor_x = lp->cursor;
     o.x_step_min = 1; /* steps are integers */
     plot_frame f;
-    plot_lines(&area, &o, s, ns, &f);
+    if (ns == 2 && in.h >= 9) { /* train above, eval below: own y axes, the same steps */
+        o.x_min = fmin(s[0].x[0], s[1].x[0]);
+        o.x_max = fmax(s[0].x[s[0].n - 1], s[1].x[s[1].n - 1]);
+        int top_h = (in.h - 1) / 2;
+        canvas top = canvas_view(&in, 0, 0, in.w, top_h), bottom = canvas_view(&in, 0, top_h, in.w, in.h - 1 - top_h);
+        plot_frame fb;
+        plot_lines(&top, &o, &s[0], 1, &f);
+        plot_lines(&bottom, &o, &s[1], 1, &fb);
+        label(&top, "train loss", s[0].role);
+        label(&bottom, lp->eval_label, s[1].role);
+        if (fb.w == 0) panel_message(&bottom, lp->log_y ? "no eval > 0 for a log axis" : "no finite eval");
+    } else {
+        canvas area = canvas_view(&in, 0, 0, in.w, in.h - 1);
+        plot_lines(&area, &o, s, ns == 2 ? 1 : ns, &f); /* one axis: the train curve alone (or the eval alone) */
+        if (f.w == 0) panel_message(&area, lp->log_y ? "no data > 0 for a log axis" : "no finite data");
+    }
     lp->plot_cols = f.w * (in.ascii ? 1 : 2);
-    if (f.w == 0) panel_message(&area, lp->log_y ? "no data > 0 for a log axis" : "no finite data");
     draw_readout(&in, in.h - 1, s, ns, x);
 }
 

@@ -417,11 +417,12 @@ void tui_compose(tui *t, const tui_source *src, int force_update, int *cx, int *
         draw_too_small(cv);
         return;
     }
-    /* data: a new step, evaluation or trainer makes every panel read again */
+    /* data: a new step, evaluation or trainer makes every panel read again;
+     * not while frozen (mid-step: the model's buffers are half written) */
     const void *tr = src->tr;
     long step = src->tr ? src->tr->step : -1, eval_step = src->eval ? src->eval_step : -1;
-    if (force_update || tr != t->seen_tr || step != t->seen_step || src->n_eval_hist != t->seen_evals ||
-        eval_step != t->seen_eval_step) {
+    if (!t->frozen && (force_update || tr != t->seen_tr || step != t->seen_step || src->n_eval_hist != t->seen_evals ||
+        eval_step != t->seen_eval_step)) {
         t->gen++;
         t->seen_tr = tr;
         t->seen_step = step;
@@ -434,7 +435,7 @@ void tui_compose(tui *t, const tui_source *src, int force_update, int *cx, int *
     else
         for (int i = 0; i < TUI_SLOTS; i++) visible[t->slot_panel[i]] = 1;
     for (int i = 0; i < TUI_NPANELS; i++)
-        if (visible[i] && t->panel_gen[i] != t->gen) {
+        if (visible[i] && t->panel_gen[i] != t->gen && !t->frozen) {
             panel_update(t->p[i], src);
             t->panel_gen[i] = t->gen;
         }

@@ -221,6 +221,13 @@ typedef struct tui {
     int input_open;          /* Readline is installed (not in benchmarks) */
     int need_draw;
     double last_frame;
+    int in_frame;            /* inside tui_frame: a tick must not start another frame */
+    int mid_step;            /* inside a step (the core tick callback): actions wait, see tui_input.c */
+    int frozen;              /* draw only: a step is half done, so the panels keep their last data */
+    int drew_frozen;         /* the last frame was frozen: draw again as soon as the step ends */
+    long frames;             /* frames drawn (icl.tui.stats) */
+    double max_gap;          /* the longest time between two frames while training (icl.tui.stats) */
+    int last_running;        /* the previous frame was drawn while training */
     long gen;                /* bumped whenever the panels' data may have changed */
     long panel_gen[TUI_NPANELS]; /* the gen each panel last read */
     const void *seen_tr;     /* what gen was last bumped for */
@@ -244,6 +251,10 @@ void tui_input_key(tui *t, int key);
 void tui_input_key_busy(tui *t, int key);
 /* Read keys while busy (non-blocking) and act with tui_input_key_busy. */
 int tui_input_poll_busy(tui *t, int timeout_ms);
+/* Read the keys that are waiting, inside a step (tui->mid_step): editing
+ * and view keys act now; keys that would run Lua or a step (Enter, Tab,
+ * F10, n, Ctrl-D) wait in the typeahead until the step is over. */
+int tui_input_poll_mid_step(tui *t);
 /* The prompt row: the prompt and line with Readline's cursor, scrolled to
  * keep the cursor visible; or the quit question, or the panel keys while
  * the panels have the focus. [out] *cursor_x (-1: no cursor). */

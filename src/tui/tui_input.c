@@ -486,6 +486,27 @@ int tui_input_poll(tui *t, int timeout_ms) {
     return n;
 }
 
+/* Keys that must not act in the middle of a step: they run Lua (Enter,
+ * Tab's completion, Ctrl-D's collection), start a step (F10, n), or answer
+ * a question. They wait in the typeahead, in order, for the step's end. */
+static int waits_for_step_end(const tui *t, int key) {
+    if (t->quit_ask || key == '\n' || key == '\r' || key == '\t' || key == 4 || key == K(KEY_ENTER) ||
+        key == K(KEY_F(10)))
+        return 1;
+    return t->focus == TUI_FOCUS_PANELS && !t->help && key == 'n';
+}
+
+int tui_input_poll_mid_step(tui *t) {
+    int n = 0, key;
+    if (!t->scr.active) return 0;
+    while (n < 64 && read_key(0, &key)) {
+        n++;
+        if (t->keyq_n > 0 || waits_for_step_end(t, key)) queue_key(t, key); /* keep the order */
+        else tui_input_key(t, key);
+    }
+    return n;
+}
+
 int tui_input_poll_busy(tui *t, int timeout_ms) {
     int n = 0, key;
     if (!t->scr.active) return 0;

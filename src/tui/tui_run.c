@@ -7,7 +7,7 @@
  * One loop (STYLE.md rule 18): poll keys with a short timeout, train one
  * slice if F5 is on, drain fds 1 and 2 into the output, then update the
  * visible panels' data and draw (tui_compose keeps the two apart) when a
- * key asked for it or the frame period has passed (>= 12 frames/s while
+ * key asked for it or the frame period has passed (up to 20 frames/s while
  * training, 2/s idle). A slice is tr:step(n) with n chosen so that it takes
  * about 30 ms, called through repl_docall, so Ctrl-C, a failing step, the
  * model's unsaved mark and a custom task's Lua code all behave as at the
@@ -18,6 +18,13 @@
  * calls the tick hook between steps (at most every 50 ms): it reads keys
  * (tui_input_key_busy), drains the output and draws. F5 there holds the run
  * inside the hook until F5 again or Ctrl-C.
+ *
+ * Inside one step (a medium model's takes 0.5-1 s), the model calls
+ * icl_tick() between blocks and around the scan (core/tick.h); on_mid_step
+ * then draws a frozen frame (the panels keep their last data, the status
+ * line and the prompt are live) every FRAME_TRAIN, so the screen keeps its
+ * frame rate whatever one step costs. Keys typed meanwhile edit the prompt;
+ * those that would run Lua or a step wait for the step's end.
  *
  * Not here: the keys themselves (tui_input.c), drawing (screen.c).
  */
@@ -31,12 +38,14 @@
 #include <lauxlib.h>
 
 #include "core/interrupt.h"
+#include "core/tick.h"
 #include "tui/screen.h"
 
 #define SLICE_SEC 0.03     /* training time between two key polls */
-#define FRAME_TRAIN 0.08   /* seconds between frames while training (12.5/s) */
+#define FRAME_TRAIN 0.05   /* seconds between frames while training (20/s at most) */
 #define FRAME_IDLE 0.5     /* ... when idle (messages expire, stray output shows) */
 #define TICK_PERIOD 0.05   /* the tick hook's period inside blocking runs */
+#define TICK_POLL 0.02     /* the core tick's period inside a step (on_mid_step draws every FRAME_TRAIN) */
 #define EVAL_EVERY 200     /* default icl.tui.eval_every */
 #define EVAL_PROMPTS 128   /* default icl.tui.eval_prompts */
 #define SELF_KEY "icl.tui.self" /* registry: the running tui (a light userdata) */
@@ -215,7 +224,8 @@ void tui_fill_source(tui *t, tui_source *src, char *focus_buf, size_t focus_n) {
         src->eval_hist_value = ut->eval_hist_value;
         src->n_eval_hist = ut->n_eval_hist;
     }
-    src->running = t->busy ? t->run_active && !t->run_paused : t->training;
+    /* a step that F5 paused mid-way still runs to its end: "paused" only after it */
+    src->running = t->busy ? t->run_active && !t->run_paused : t->training || t->in_slice;
     src->target_steps = t->busy ? t->run_target : 0;
     src->eta_sec = -1;
     src->focus = tui_input_focus_name(t, focus_buf, focus_n);
@@ -244,7 +254,8 @@ static void update_rate(tui *t, tui_source *src) {
 }
 
 void tui_frame(tui *t, int force_update) {
-    if (!t->scr.active) return;
+    if (!t->scr.active || t->in_frame) return;
+    t->in_frame = 1;
     tui_source src;
     char focus[64];
     tui_fill_source(t, &src, focus, sizeof focus);
@@ -252,8 +263,37 @@ void tui_frame(tui *t, int force_update) {
     int cx, cy;
     tui_compose(t, &src, force_update, &cx, &cy);
     screen_flush(&t->scr, cx, cy);
-    t->last_frame = tui_now();
+    double now = tui_now();
+    if (src.running && t->last_running && now - t->last_frame > t->max_gap) t->max_gap = now - t->last_frame;
+    t->last_running = src.running;
+    t->drew_frozen = t->frozen; /* the next frame between steps must read the panels' data again */
+    t->last_frame = now;
+    t->frames++;
     t->need_draw = 0;
+    t->in_frame = 0;
+}
+
+/* ---- the core tick: live frames inside one long step ------------------------------------------------ */
+
+/* Called by icl_tick() between the blocks of a forward or backward pass
+ * (core/tick.h), at most every FRAME_TRAIN, whenever a slice or a command
+ * runs. A medium model's step takes up to a second; without this the screen
+ * would freeze for that long. The model is half updated, so the frame is
+ * frozen (the panels draw their last data; the status line and the prompt
+ * are live), and keys that would run Lua or a step wait for the step's end
+ * (tui_input_poll_mid_step). */
+static void on_mid_step(void *ud) {
+    tui *t = ud;
+    if (!t->scr.active || t->in_frame || t->mid_step || !(t->in_slice || t->busy)) return;
+    if (tui_now() - t->last_frame < FRAME_TRAIN && !t->need_draw) return;
+    t->mid_step = 1;
+    if (t->busy && !t->in_slice) tui_input_poll_busy(t, 0);
+    else tui_input_poll_mid_step(t);
+    tui_output_drain(&t->out, t->scr.out_fd, t->scr.err_fd);
+    t->frozen = 1;
+    tui_frame(t, 0);
+    t->frozen = 0;
+    t->mid_step = 0;
 }
 
 /* ---- the tick hook: live panels inside a blocking command ---------------------------------------- */
@@ -267,7 +307,7 @@ static void on_tick(lbind_tick *k, lua_State *L, const lbind_trainer *ut, long t
     t->run_active = 1;
     tui_input_poll_busy(t, 0);
     tui_output_drain(&t->out, t->scr.out_fd, t->scr.err_fd);
-    if (t->need_draw || tui_now() - t->last_frame >= FRAME_TRAIN) tui_frame(t, 0);
+    if (t->need_draw || t->drew_frozen || tui_now() - t->last_frame >= FRAME_TRAIN) tui_frame(t, 0);
     while (t->run_paused && !icl_interrupt_pending()) { /* F5: hold the run here */
         tui_input_poll_busy(t, 50);
         tui_output_drain(&t->out, t->scr.out_fd, t->scr.err_fd);
@@ -298,6 +338,24 @@ static int l_theme(lua_State *L) {
     return 1;
 }
 
+/* icl.tui.stats([reset]) -> { frames =, max_gap = seconds }: how live the
+ * screen was; max_gap is the longest time between two frames drawn while
+ * training (a step in progress included). */
+static int l_stats(lua_State *L) {
+    tui *t = self(L);
+    if (!t) return luaL_error(L, "icl.tui.stats: there is no screen");
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, t->frames);
+    lua_setfield(L, -2, "frames");
+    lua_pushnumber(L, t->max_gap);
+    lua_setfield(L, -2, "max_gap");
+    if (lua_toboolean(L, 1)) {
+        t->frames = 0;
+        t->max_gap = 0;
+    }
+    return 1;
+}
+
 static void install_api(tui *t) {
     lua_State *L = t->L;
     lua_pushlightuserdata(L, t);
@@ -313,14 +371,20 @@ static void install_api(tui *t) {
                  "safe, Okabe-Ito) or \"mono\" (no colours: bold, dim, reverse). $ICLPLAY_THEME picks one at start;\n"
                  "NO_COLOR=1 starts in mono.");
     lua_setfield(L, -2, "theme");
-    lua_createtable(L, 0, 2);
+    lua_createtable(L, 0, 3);
     lua_pushinteger(L, EVAL_EVERY);
     lua_setfield(L, -2, "eval_every");
     lua_pushinteger(L, EVAL_PROMPTS);
     lua_setfield(L, -2, "eval_prompts");
+    lua_pushcfunction(L, l_stats);
+    lbind_setdoc(L, lua_gettop(L), "icl.tui.stats",
+                 "icl.tui.stats([reset]) -> { frames =, max_gap = }: frames drawn so far and the longest time in\n"
+                 "seconds between two frames while training (one long step included); reset = true starts over.");
+    lua_setfield(L, -2, "stats");
     lbind_setdoc(L, lua_gettop(L), "icl.tui",
                  "icl.tui: settings of the TUI's F5 training: eval_every = 200 (steps between the evaluations that\n"
-                 "feed the ICL panel; 0 turns them off), eval_prompts = 128 (prompts per evaluation).");
+                 "feed the ICL panel; 0 turns them off), eval_prompts = 128 (prompts per evaluation);\n"
+                 "icl.tui.stats() says how live the screen was.");
     lua_setfield(L, -2, "tui");
     lua_pop(L, 1);
 }
@@ -369,7 +433,7 @@ static void loop(tui *t) {
         if (t->training && !t->quit_ask) run_slice(t);
         tui_output_drain(&t->out, t->scr.out_fd, t->scr.err_fd);
         double period = t->training ? FRAME_TRAIN : FRAME_IDLE;
-        if (t->need_draw || t->out.dirty || tui_now() - t->last_frame >= period) tui_frame(t, 0);
+        if (t->need_draw || t->out.dirty || t->drew_frozen || tui_now() - t->last_frame >= period) tui_frame(t, 0);
     }
 }
 
@@ -407,6 +471,7 @@ int tui_main(lua_State *L) {
     install_api(t);
     t->tick = (lbind_tick){on_tick, TICK_PERIOD, 0};
     lbind_set_tick(L, &t->tick);
+    icl_tick_set(on_mid_step, t, TICK_POLL);
     tui_input_open(t);
     tui_output_printf(&t->out, TUI_ROLE_DIM, "iclplay %s (%s): F1 keys, help() Lua help, Ctrl-D quits\n",
                       ICLPLAY_VERSION, LUA_RELEASE);
@@ -415,6 +480,7 @@ int tui_main(lua_State *L) {
     loop(t);
 
     lbind_set_tick(L, NULL);
+    icl_tick_set(NULL, NULL, 0);
     tui_input_close(t);
     lua_pushnil(L);
     lua_setfield(L, LUA_REGISTRYINDEX, SELF_KEY);

@@ -147,6 +147,42 @@ keys C-c
 if wait_for "interrupted at step" 20 && wait_for "│ prompt" 5; then ok "Ctrl-C stops the run and returns to the prompt"
 else bad "Ctrl-C stops the run and returns to the prompt"; fi
 
+# ---- one long step: frames keep coming while it runs (core/tick.h) -----------------------------------
+# A medium Mamba (d_model 128, 8 layers, 40 examples, batch 64) takes 0.5-2 s
+# per step. Between its blocks the TUI draws frozen frames: the longest gap
+# between two frames must stay well under one step (a fifth of the two-step
+# run), and frames must keep coming at 4/s or more (the TUI aims at 20/s;
+# 4/s leaves room for a loaded machine; without the tick it would be about 1
+# per step). Also checked: during F5 training, typing edits the prompt at
+# once and Enter runs the line when the step is over.
+
+type_line 'mm = icl.model{ arch = "mamba", n_dims = 10, d_model = 128, n_layer = 8 }; mt = icl.task{ "linear_regression", n_dims = 10, n_points = 40 }; mtr = icl.trainer{ model = mm, task = mt }; mtr:step(1)'
+wait_for "│ prompt" 60
+type_line 'icl.tui.stats(true); r = mtr:run{ max_steps = 3 }; s = icl.tui.stats(); print(string.format("long step: %d frames in %.2f s, max gap %.3f s", s.frames, r.time_s, s.max_gap))'
+if wait_for "long step:" 60; then
+    line=$(screen | grep -F "long step:" | tail -1)
+    if echo "$line" | awk '{ f = $3; t = $6; g = $10; exit !(t > 0 && f >= 4 * t && g < 0.2 * t) }'; then
+        ok "frames keep coming during long steps ($line)"
+    else bad "frames keep coming during long steps ($line)"; fi
+else bad "frames keep coming during long steps (no report)"; fi
+wait_for "│ prompt" 10
+type_line 'icl.show(mtr)'
+keys F5
+wait_for "running │" 10
+sleep 1
+$T send-keys -t tui -l 'print("typed during " .. "the step")'
+sleep 0.4
+if screen | grep -F '> print("typed during " .. "the step")' | grep -qv "^typed"; then
+    ok "typing during F5 training of a long-step model shows at the prompt at once"
+else bad "typing during F5 training of a long-step model shows at the prompt at once"; fi
+keys Enter
+if wait_for "typed during the step" 30; then ok "the line typed during the step ran after it"
+else bad "the line typed during the step ran after it"; fi
+keys F5
+wait_for "paused │" 30
+type_line 'icl.show(tr)'
+wait_for "│ prompt" 10
+
 # ---- panels: focus, head and layer -------------------------------------------------------------------
 
 keys Escape
