@@ -111,6 +111,10 @@ void lbind_set_current_trainer(lua_State *L, int idx);
  * ask before quitting. Run a full GC first to skip unreachable ones.
  * lua_model.c. */
 int lbind_count_dirty_models(lua_State *L);
+/* Calls fn for every open model with unsaved training (the same weak
+ * registry), stopping early when fn returns non-zero; returns the number
+ * of models visited. For the recovery checkpoint (lua_recovery.c). */
+int lbind_each_dirty_model(lua_State *L, int (*fn)(lbind_model *lm, void *ud), void *ud);
 
 /* ---- the TUI's tick hook (lua_trainer.c) ----
  * While tr:step(n) or tr:run{...} trains, it calls t->fn between steps, at

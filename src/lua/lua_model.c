@@ -54,20 +54,28 @@ lbind_model *lbind_push_model(lua_State *L, model *m) {
     return lm;
 }
 
-int lbind_count_dirty_models(lua_State *L) {
+int lbind_each_dirty_model(lua_State *L, int (*fn)(lbind_model *lm, void *ud), void *ud) {
     int n = 0;
-    luaL_checkstack(L, 4, "lbind_count_dirty_models");
+    luaL_checkstack(L, 4, "lbind_each_dirty_model");
     if (lua_getfield(L, LUA_REGISTRYINDEX, MODELS_KEY) == LUA_TTABLE) {
         lua_pushnil(L);
         while (lua_next(L, -2)) {
             lua_pop(L, 1);
-            const lbind_model *lm = luaL_testudata(L, -1, LBIND_MODEL_MT);
-            if (lm && lm->m && lm->dirty) n++;
+            lbind_model *lm = luaL_testudata(L, -1, LBIND_MODEL_MT);
+            if (lm && lm->m && lm->dirty) {
+                n++;
+                if (fn && fn(lm, ud)) {
+                    lua_pop(L, 1); /* the key */
+                    break;
+                }
+            }
         }
     }
     lua_pop(L, 1);
     return n;
 }
+
+int lbind_count_dirty_models(lua_State *L) { return lbind_each_dirty_model(L, NULL, NULL); }
 
 lbind_model *lbind_checkmodel(lua_State *L, int idx) {
     lbind_model *lm = luaL_checkudata(L, idx, LBIND_MODEL_MT);
