@@ -14,6 +14,7 @@
  * lua/init.lua from the folder next to the executable (or $ICLPLAY_LUA),
  * which sets package.path, help() and the presets.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "core/interrupt.h"
+#include "lua/lalloc.h"
 #include "lua/lbind.h"
 #include "lua/repl.h"
 #include "train/train_cli.h"
@@ -49,6 +52,9 @@ static void usage(void) {
            "  iclplay train [options]        train a model with the C driver (iclplay train --help)\n"
            "  iclplay --version\n"
            "  iclplay --help\n\n"
+           "options (before the mode):\n"
+           "  --lua-mem SIZE   cap Lua's own memory (default min(2G, RAM/4); $ICLPLAY_LUA_MEM)\n"
+           "  --budget SIZE    largest model/batch footprint (default RAM/2; $ICLPLAY_BUDGET)\n\n"
            "In Lua: help() lists the topics, help(icl.model) explains a function, help(m) an object.\n"
            "The Lua library is loaded from lua/ next to the executable, or from $ICLPLAY_LUA.\n",
            ICLPLAY_VERSION);
@@ -164,6 +170,7 @@ static int pmain(lua_State *L) {
     luaL_openlibs(L);
     luaL_requiref(L, "icl", luaopen_icl, 1);
     lua_pop(L, 1);
+    lbind_open_recovery(L);
     create_arg_table(L, c);
     run_init(L);
     switch (c->mode) {
@@ -178,8 +185,20 @@ static int pmain(lua_State *L) {
         if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
             printf("iclplay %s (%s) - help() for help, Tab completes, Ctrl-C stops, Ctrl-D quits\n",
                    ICLPLAY_VERSION, LUA_RELEASE);
+        char notice[4600];
+        if (lbind_recovery_notice(notice, sizeof notice)) printf("%s\n", notice);
         c->status = repl_run_plain(L);
         break;
+    }
+    /* Ended by a signal: SIGTERM or SIGHUP anywhere, or a Ctrl-C that ended a
+     * headless script. Unsaved training goes to the recovery folder. */
+    int sig = icl_terminate_pending();
+    if (!sig && (c->mode == MODE_RUN || c->mode == MODE_EXEC) && c->status != 0 && repl_last_call_interrupted())
+        sig = SIGINT;
+    if (sig) {
+        fflush(stdout);
+        lbind_write_recovery(L, sig, stderr);
+        c->status = 128 + sig;
     }
     fflush(stdout);
     return 0;
@@ -249,10 +268,16 @@ static void prefer_passive_openmp(char **argv) {
 
 int main(int argc, char **argv) {
     prefer_passive_openmp(argv);
+    icl_terminate_install(); /* SIGTERM, SIGHUP: leave cleanly (core/interrupt.h) */
+    size_t lua_limit; /* --lua-mem, --budget, $ICLPLAY_LUA_MEM, $ICLPLAY_BUDGET (lua/lalloc.h) */
+    if (lalloc_take_options(&argc, argv, &lua_limit) != ICL_OK) {
+        fprintf(stderr, "iclplay: %s (try iclplay --help)\n", icl_error());
+        return 2;
+    }
     main_ctx c = {argc, argv, MODE_REPL, 0, 0};
     int early = parse_mode(&c);
     if (early >= 0) return early;
-    lua_State *L = luaL_newstate();
+    lua_State *L = lalloc_newstate(lua_limit);
     if (!L) {
         fprintf(stderr, "iclplay: cannot create the Lua state (out of memory)\n");
         return 1;
@@ -263,6 +288,6 @@ int main(int argc, char **argv) {
         report(L);
         c.status = 1;
     }
-    lua_close(L);
+    lalloc_close(L);
     return c.status;
 }

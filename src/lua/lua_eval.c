@@ -9,11 +9,13 @@
  *   e:curve("model")              -- { mean =, std =, lo =, hi =, count = }
  *   e:csv("err.csv");  e:svg("err.svg", "title")
  *
- * A result owns its eval_report and frees it in __gc. Lua index p + 1 of a
- * curve is position p (p in-context examples seen); NaN marks a position no
- * prompt reached. The option parser and the result constructor are shared
- * with lua_trainer.c (tr:eval and run{eval_every}), which also keeps a copy
- * of the last report for the panels (lbind_eval_report_copy).
+ * A result owns its eval_report and frees it in __gc (a result reached
+ * after that, through another object's finalizer, raises "was freed"). Lua
+ * index p + 1 of a curve is position p (p in-context examples seen); NaN
+ * marks a position no prompt reached. The option parser and the result
+ * constructor are shared with lua_trainer.c (tr:eval and run{eval_every}),
+ * which also keeps a copy of the last report for the panels
+ * (lbind_eval_report_copy).
  *
  * Not here: the evaluation itself (evaluate.c) or the chart (svg.c).
  */
@@ -159,7 +161,16 @@ double lbind_eval_summary(const eval_report *r) {
     return n ? s / n : NAN;
 }
 
-static eval_report *check_result(lua_State *L, int idx) { return luaL_checkudata(L, idx, LBIND_EVAL_MT); }
+/* The report at idx. One that __gc freed (reachable again only through
+ * another object's finalizer) raises instead of reading as empty: __gc
+ * replaces the description (user value 1) with false. */
+static eval_report *check_result(lua_State *L, int idx) {
+    eval_report *r = luaL_checkudata(L, idx, LBIND_EVAL_MT);
+    int freed = lua_getiuservalue(L, idx, 1) == LUA_TBOOLEAN;
+    lua_pop(L, 1);
+    if (freed) luaL_error(L, "icl.evalresult: this result was freed (collected); run icl.eval again");
+    return r;
+}
 
 static int find_curve(const eval_report *r, const char *name) {
     for (int c = 0; c < r->n_curves; c++)
@@ -237,8 +248,10 @@ static int l_svg(lua_State *L) {
 }
 
 static int l_gc(lua_State *L) {
-    eval_report *r = check_result(L, 1);
+    eval_report *r = luaL_checkudata(L, 1, LBIND_EVAL_MT);
     eval_report_free(r); /* idempotent: it leaves the report empty */
+    lua_pushboolean(L, 0); /* marks it freed for check_result */
+    lua_setiuservalue(L, 1, 1);
     return 0;
 }
 
@@ -254,8 +267,11 @@ static void add_cell(luaL_Buffer *b, const eval_report *r, int c, int p, int wid
 #define SHOW_ROWS 12 /* positions printed in full; beyond, the first and last few */
 
 static int l_tostring(lua_State *L) {
-    eval_report *r = check_result(L, 1);
-    lua_getiuservalue(L, 1, 1);
+    eval_report *r = luaL_checkudata(L, 1, LBIND_EVAL_MT);
+    if (lua_getiuservalue(L, 1, 1) == LUA_TBOOLEAN) {
+        lua_pushliteral(L, "icl.evalresult (freed)");
+        return 1;
+    }
     const char *desc = lua_tostring(L, -1);
     luaL_Buffer b;
     luaL_buffinit(L, &b);

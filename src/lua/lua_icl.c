@@ -1,6 +1,7 @@
 /*
  * lua_icl.c - luaopen_icl: the `icl` table, its small module functions
- * (version, threads, the name lists, help registry, completion) and the
+ * (version, threads, the name lists, help registry, completion, the Lua
+ * memory limit of lalloc.h and the memory budget of core/budget.h) and the
  * help registry behind help(). (lbind_fail lives in lua_model.c, icl.show in
  * lua_trainer.c.)
  *
@@ -17,6 +18,8 @@
  * Not here: the types (lua_tensor.c, lua_model.c, lua_task.c,
  * lua_trainer.c, lua_eval.c), the REPL (repl.c), help() (lua/init.lua).
  */
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,8 @@
 #include <lua.h>
 
 #include "core/blas.h"
+#include "core/budget.h"
+#include "lua/lalloc.h"
 #include "lua/lbind.h"
 #include "lua/repl.h"
 #include "nn/model.h"
@@ -194,17 +199,101 @@ static int l_baselines(lua_State *L) {
     return 1;
 }
 
+/* The malloc'd list of repl_complete, owned by a userdata while it is
+ * copied into Lua strings: a memory error on the way frees it too. */
+typedef struct {
+    char **list;
+    int n;
+} completion_box;
+
+static int completion_box_gc(lua_State *L) {
+    completion_box *b = lua_touserdata(L, 1);
+    repl_complete_free(b->list, b->n);
+    b->list = NULL;
+    b->n = 0;
+    return 0;
+}
+
 /* icl.complete(word) -> sorted list of completions (what Tab offers) */
 static int l_complete(lua_State *L) {
     const char *word = luaL_checkstring(L, 1);
-    char **list = NULL;
-    int n = repl_complete(L, word, &list);
-    lua_createtable(L, n, 0);
-    for (int i = 0; i < n; i++) {
-        lua_pushstring(L, list[i]); /* cannot fail short of memory; the list leaks then */
+    completion_box *box = lua_newuserdatauv(L, sizeof *box, 0);
+    box->list = NULL;
+    box->n = 0;
+    if (luaL_newmetatable(L, "icl.completion_box")) {
+        lua_pushcfunction(L, completion_box_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    box->n = repl_complete(L, word, &box->list);
+    lua_createtable(L, box->n, 0);
+    for (int i = 0; i < box->n; i++) {
+        lua_pushstring(L, box->list[i]);
         lua_rawseti(L, -2, i + 1);
     }
-    repl_complete_free(list, n);
+    repl_complete_free(box->list, box->n);
+    box->list = NULL;
+    box->n = 0;
+    return 1;
+}
+
+/* ---- memory: the Lua limit and the budget of the C core ---------------------- */
+
+/* A size argument: a number of bytes (math.huge: none) or a string such as
+ * "512M", "2G" or "off" (icl_parse_bytes). [out] *bytes. */
+static void check_size_arg(lua_State *L, int idx, const char *where, size_t *bytes) {
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        if (icl_parse_bytes(lua_tostring(L, idx), bytes) != ICL_OK) luaL_error(L, "%s: %s", where, icl_error());
+        return;
+    }
+    if (lua_type(L, idx) != LUA_TNUMBER)
+        luaL_error(L, "%s: expects a number of bytes or a size such as \"512M\" or \"off\" (got %s)", where,
+                   luaL_typename(L, idx));
+    double v = lua_tonumber(L, idx);
+    if (v == HUGE_VAL) {
+        *bytes = SIZE_MAX;
+        return;
+    }
+    if (!(v >= 1) || v >= 9.0e18) luaL_error(L, "%s: bytes must be >= 1 (got %s)", where, luaL_tolstring(L, idx, NULL));
+    *bytes = (size_t)v;
+}
+
+static void push_size(lua_State *L, size_t v) {
+    if (v == SIZE_MAX) lua_pushnumber(L, HUGE_VAL);
+    else lua_pushinteger(L, (lua_Integer)v);
+}
+
+/* icl.memory_limit([bytes]) -> limit, in_use */
+static int l_memory_limit(lua_State *L) {
+    size_t limit, in_use;
+    if (!lalloc_get(L, &limit, &in_use))
+        return luaL_error(L, "icl.memory_limit: this Lua state was not created by iclplay's allocator, so Lua "
+                             "memory is not counted (no limit applies)");
+    if (!lua_isnoneornil(L, 1)) {
+        size_t want;
+        check_size_arg(L, 1, "icl.memory_limit", &want);
+        if (want == 0) return luaL_error(L, "icl.memory_limit: the limit must be > 0 (or \"off\")");
+        if (lalloc_set_limit(L, want)) return lbind_fail(L, "icl.memory_limit");
+        lalloc_get(L, &limit, &in_use);
+    }
+    push_size(L, limit);
+    lua_pushinteger(L, (lua_Integer)in_use);
+    return 2;
+}
+
+/* icl.memory_budget([bytes]) -> budget */
+static int l_memory_budget(lua_State *L) {
+    if (!lua_isnoneornil(L, 1)) {
+        size_t want;
+        if (lua_type(L, 1) == LUA_TSTRING && !strcmp(lua_tostring(L, 1), "default")) {
+            want = 0; /* back to $ICLPLAY_BUDGET or half of the physical memory */
+        } else {
+            check_size_arg(L, 1, "icl.memory_budget", &want);
+            if (want == 0) return luaL_error(L, "icl.memory_budget: the budget must be > 0 (or \"off\")");
+        }
+        icl_budget_set(want);
+    }
+    push_size(L, icl_budget_get());
     return 1;
 }
 
@@ -236,6 +325,21 @@ static const doc_reg icl_funcs[] = {
     {"setdoc", l_setdoc,
      "icl.setdoc(value | nil, name, doc): document a value (e.g. your own function) for help()\n"
      "The first line of doc is the synopsis help() lists."},
+    {"memory_limit", l_memory_limit,
+     "icl.memory_limit([bytes]) -> limit, in_use: get, or set, the cap on the memory Lua itself may use\n"
+     "bytes: a number or a size such as \"512M\" or \"2G\"; \"off\" or math.huge lifts the cap (limit is then\n"
+     "math.huge). Past the cap an allocation fails with Lua's error \"not enough memory\": the command stops, the\n"
+     "REPL and every object you made stay intact (free memory with `x = nil; collectgarbage()`). It counts Lua\n"
+     "memory only: tables, strings, icl.tensor data, t:sample batches. Models, trainers' optimizer state and their\n"
+     "batches are allocated in C and checked against icl.memory_budget instead. Default: 2 GiB or a quarter of\n"
+     "the physical memory, whichever is smaller; at start-up ICLPLAY_LUA_MEM=512M or iclplay --lua-mem 512M."},
+    {"memory_budget", l_memory_budget,
+     "icl.memory_budget([bytes]) -> budget: get, or set, how much memory one model or one task batch may need\n"
+     "A model whose weights, gradients and Adam state (icl.model, icl.load), or those plus the activations of a\n"
+     "batch (icl.trainer, m:forward), would need more is refused BEFORE anything is allocated, with the estimate\n"
+     "in the message; so is a task whose batch of 64 prompts (icl.task), or the batch a trainer or t:sample asks\n"
+     "for, would. Each request is checked on its own, not their sum. bytes: a number or \"8G\"; \"off\" (or\n"
+     "math.huge) lifts it, \"default\" restores ICLPLAY_BUDGET or half of the physical memory (also --budget 8G)."},
     {"complete", l_complete,
      "icl.complete(prefix) -> list: the completions Tab offers for a Lua expression prefix\n"
      "e.g. icl.complete(\"icl.pre\") -> { \"icl.presets\" }, icl.complete(\"m:for\") -> { \"m:forward\" }."},

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/budget.h"
 #include "core/interrupt.h"
 #include "lua/lbind.h"
 
@@ -495,6 +496,13 @@ static int l_sample(lua_State *L) {
     }
     const int B = (int)n, T = task_T(t), d = task_d(t), O = task_out(t);
     const loss_kind loss = task_loss(t);
+    /* the buffers below (x, y or tok and ycls, mask, metric, example, and the
+     * float copies of the int ones): refused with the estimate before any is
+     * made, rather than by the Lua memory limit halfway */
+    size_t per_slot = (size_t)d * 4 + 3 * 4 + 4 + (loss == LOSS_CE ? 2 * 4 + 2 * 4 : (size_t)O * 4);
+    char who[128];
+    snprintf(who, sizeof who, "t:sample: %d prompts x %d tokens", B, T);
+    if (icl_budget_check(per_slot * (size_t)B * (size_t)T, who, "the batch")) return luaL_error(L, "%s", icl_error());
     /* every buffer is Lua-owned, so any error below frees it */
     lua_createtable(L, 0, 12);
     int res = lua_gettop(L);

@@ -3,18 +3,29 @@
  * named views), reserving activations, and the whole-model forward and
  * backward that run the blocks in order. The blocks themselves live in
  * block_*.c, initialisation in model_init.c, probes in model_probe.c.
+ *
+ * Memory budget (core/budget.h, model_mem.h): before allocating,
+ * model_create refuses a spec whose weights, gradients and Adam state would
+ * exceed the budget, and model_reserve refuses a (B, T) whose weights,
+ * gradients, Adam state AND activations would (trainer_init reserves before
+ * it creates the optimiser, so this is the whole footprint of training).
+ * Both count exactly what is allocated here and in optim_create, from the
+ * spec alone; the messages carry the estimate.
  */
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/blas.h"
+#include "core/budget.h"
 #include "core/layernorm.h"
 #include "core/scan.h"
 #include "core/tick.h"
 #include "nn/model_internal.h"
+#include "nn/model_mem.h"
 
 /* ---- Linear helpers shared by the blocks -------------------------------- */
 
@@ -167,17 +178,60 @@ static void bind_views(model *m) {
 #undef NEXT
 }
 
+/* ---- sizes ----------------------------------------------------------------
+ * Every byte model_create and model_reserve allocate is counted here from
+ * the spec alone (model_mem.h), so the budget checks run before anything is
+ * allocated and test_budget.c can compare the counts with the allocations. */
+
+static size_t add_sat(size_t a, size_t b) { return b > SIZE_MAX - a ? SIZE_MAX : a + b; }
+static size_t mul_sat(size_t a, size_t b) { return a && b > SIZE_MAX / a ? SIZE_MAX : a * b; }
+
+/* Bytes alloc_floats(n) asks for: whole 64-byte lines, at least one. */
+static size_t float_block_bytes(size_t n) {
+    size_t b = mul_sat(n, sizeof(float));
+    if (b == 0) return 64;
+    return b > SIZE_MAX - 63 ? SIZE_MAX : (b + 63) / 64 * 64;
+}
+
 static void *alloc_floats(size_t n) {
-    size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
-    void *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (p) memset(p, 0, bytes ? bytes : 64);
+    size_t bytes = float_block_bytes(n);
+    if (bytes == SIZE_MAX) return NULL;
+    void *p = aligned_alloc(64, bytes);
+    if (p) memset(p, 0, bytes);
     return p;
+}
+
+size_t model_spec_param_bytes(const model_spec *s) { return float_block_bytes(model_param_count(s)); }
+
+size_t model_spec_create_bytes(const model_spec *s) {
+    size_t p = model_spec_param_bytes(s);
+    return add_sat(sizeof(model) + (size_t)s->n_blocks * sizeof(block), add_sat(p, p));
+}
+
+size_t model_spec_adam_bytes(const model_spec *s) { return mul_sat(model_param_count(s), 2 * sizeof(float)); }
+
+/* "8412", "1.3M", "12.08B" parameters, for messages. */
+static void format_count(char *buf, size_t n, size_t v) {
+    if (v < 1000000) snprintf(buf, n, "%zu", v);
+    else if (v < 1000000000) snprintf(buf, n, "%.1fM", v / 1e6);
+    else snprintf(buf, n, "%.2fB", v / 1e9);
+}
+
+/* model_create's check: the model and the Adam state a trainer adds next. */
+static icl_status check_create_budget(const model_spec *s) {
+    size_t need = add_sat(model_spec_create_bytes(s), model_spec_adam_bytes(s));
+    char who[192], count[32];
+    format_count(count, sizeof count, model_param_count(s));
+    snprintf(who, sizeof who, "model: %s with d_model %d and %d blocks (%s parameters)", s->arch, s->d_model,
+             s->n_blocks, count);
+    return icl_budget_check(need, who, "weights, gradients and Adam state");
 }
 
 icl_status model_create(model **out, const model_spec *spec) {
     *out = NULL;
     icl_status st = model_spec_validate(spec);
     if (st) return st;
+    if ((st = check_create_budget(spec))) return st; /* before any allocation */
     model *m = calloc(1, sizeof *m);
     if (!m) return icl_fail(ICL_ERR_NOMEM, "model: out of memory");
     m->spec = *spec;
@@ -220,60 +274,66 @@ void model_zero_grad(model *m) { memset(m->grads, 0, sizeof(float) * m->n_params
 
 typedef struct { float *base; size_t used; } carver;
 
-/* Hand out n floats, 16-float (64-byte) aligned. With base NULL, only count. */
+/* Hand out n floats, 16-float (64-byte) aligned. With base NULL, only count
+ * (saturating: an absurd (B, T) counts as SIZE_MAX, never wraps around). */
 static float *carve(carver *c, size_t n) {
     float *p = c->base ? c->base + c->used : NULL;
-    c->used += (n + 15) & ~(size_t)15;
+    c->used = add_sat(c->used, n > SIZE_MAX - 15 ? SIZE_MAX : (n + 15) & ~(size_t)15);
     return p;
 }
 
-static void carve_all(model *m, carver *c, int B, int T) {
-    const size_t BT = (size_t)B * T, D = m->D, E = m->E, N = m->N, R = m->R, W = R + 2 * N;
-    const model_spec *s = &m->spec;
+/* Lays out the activations of (B, T) for `nthreads` threads: with m NULL it
+ * only counts (c->base NULL); with m it points m's views into c->base. */
+static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, int nthreads) {
+    const size_t BT = (size_t)B * (size_t)T, D = (size_t)s->d_model, E = (size_t)s->expand * D, N = s->d_state;
+    const size_t R = s->dt_rank > 0 ? (size_t)s->dt_rank : (D + 15) / 16, W = R + 2 * N;
+    const size_t NH = s->n_head > 0 ? (size_t)s->n_head : 1;
+    block counting; /* where the block views go when only counting */
+    memset(&counting, 0, sizeof counting);
     for (int i = 0; i <= s->n_blocks; i++) {
-        float *p = carve(c, BT * D);
-        if (c->base) m->res[i] = p;
+        float *p = carve(c, mul_sat(BT, D));
+        if (m) m->res[i] = p;
     }
-    m->lnf_out = carve(c, BT * D);
-    m->lnf_mean = carve(c, BT);
-    m->lnf_rstd = carve(c, BT);
-    m->out = carve(c, BT * s->n_out);
+    float *lnf_out = carve(c, mul_sat(BT, D));
+    float *lnf_mean = carve(c, BT);
+    float *lnf_rstd = carve(c, BT);
+    float *out = carve(c, mul_sat(BT, (size_t)s->n_out));
     size_t w1 = 0, w2 = 0;
     int any_ssm = 0, any_s4 = 0, any_mamba = 0;
     for (int i = 0; i < s->n_blocks; i++) {
-        block *bl = &m->blocks[i];
-        bl->ln_out = carve(c, BT * D);
+        block *bl = m ? &m->blocks[i] : &counting;
+        bl->ln_out = carve(c, mul_sat(BT, D));
         bl->ln_mean = carve(c, BT);
         bl->ln_rstd = carve(c, BT);
         switch (s->blocks[i]) {
         case BLOCK_ATTN:
-            bl->qkv = carve(c, BT * 3 * D);
-            bl->att = carve(c, (size_t)B * m->NH * T * T);
-            bl->atty = carve(c, BT * D);
+            bl->qkv = carve(c, mul_sat(BT, 3 * D));
+            bl->att = carve(c, mul_sat(mul_sat(mul_sat((size_t)B, NH), (size_t)T), (size_t)T)); /* (B,NH,T,T) */
+            bl->atty = carve(c, mul_sat(BT, D));
             if (3 * D > w1) w1 = 3 * D;
             if (D > w2) w2 = D;
             break;
         case BLOCK_MLP:
-            bl->fc = carve(c, BT * 4 * D);
-            bl->fcg = carve(c, BT * 4 * D);
+            bl->fc = carve(c, mul_sat(BT, 4 * D));
+            bl->fcg = carve(c, mul_sat(BT, 4 * D));
             if (4 * D > w1) w1 = 4 * D;
             if (4 * D > w2) w2 = 4 * D;
             break;
         case BLOCK_MAMBA:
         case BLOCK_S4MAMBA:
-            bl->xz = carve(c, BT * 2 * E);
-            bl->xc = carve(c, BT * E);
-            bl->xs = carve(c, BT * E);
-            bl->y = carve(c, BT * E);
-            bl->yg = carve(c, BT * E);
+            bl->xz = carve(c, mul_sat(BT, 2 * E));
+            bl->xc = carve(c, mul_sat(BT, E));
+            bl->xs = carve(c, mul_sat(BT, E));
+            bl->y = carve(c, mul_sat(BT, E));
+            bl->yg = carve(c, mul_sat(BT, E));
             if (s->blocks[i] == BLOCK_MAMBA) {
-                bl->dbc = carve(c, BT * W);
-                bl->dt_pre = carve(c, BT * E);
-                bl->delta = carve(c, BT * E);
+                bl->dbc = carve(c, mul_sat(BT, W));
+                bl->dt_pre = carve(c, mul_sat(BT, E));
+                bl->delta = carve(c, mul_sat(BT, E));
                 if (W > w2) w2 = W;
                 any_mamba = 1;
             } else {
-                bl->kern = carve(c, E * (size_t)T);
+                bl->kern = carve(c, mul_sat(E, (size_t)T));
                 any_s4 = 1;
             }
             if (2 * E > w1) w1 = 2 * E;
@@ -282,16 +342,57 @@ static void carve_all(model *m, carver *c, int B, int T) {
         default: break;
         }
     }
-    m->dres = carve(c, BT * D);
-    m->dln = carve(c, BT * D);
-    m->dout_scratch = carve(c, BT * s->n_out);
-    m->d_big1 = carve(c, BT * w1);
-    m->d_big2 = carve(c, BT * w2);
-    for (int k = 0; k < 8; k++) m->d_e[k] = NULL;
+    float *dres = carve(c, mul_sat(BT, D));
+    float *dln = carve(c, mul_sat(BT, D));
+    float *dout_scratch = carve(c, mul_sat(BT, (size_t)s->n_out));
+    float *d_big1 = carve(c, mul_sat(BT, w1));
+    float *d_big2 = carve(c, mul_sat(BT, w2));
+    float *d_e[8] = {NULL};
     if (any_ssm)
-        for (int k = 0; k < 6; k++) m->d_e[k] = carve(c, BT * E);
-    if (any_s4) m->d_e[6] = carve(c, E * (size_t)T);
-    m->scan_scratch = any_mamba ? carve(c, scan_scratch_floats(B, T, (int)E, (int)N, m->nthreads)) : NULL;
+        for (int k = 0; k < 6; k++) d_e[k] = carve(c, mul_sat(BT, E));
+    if (any_s4) d_e[6] = carve(c, mul_sat(E, (size_t)T));
+    float *scan_scratch = any_mamba ? carve(c, scan_scratch_floats(B, T, (int)E, (int)N, nthreads)) : NULL;
+    if (!m) return;
+    m->lnf_out = lnf_out;
+    m->lnf_mean = lnf_mean;
+    m->lnf_rstd = lnf_rstd;
+    m->out = out;
+    m->dres = dres;
+    m->dln = dln;
+    m->dout_scratch = dout_scratch;
+    m->d_big1 = d_big1;
+    m->d_big2 = d_big2;
+    for (int k = 0; k < 8; k++) m->d_e[k] = d_e[k];
+    m->scan_scratch = scan_scratch;
+}
+
+/* Floats of the arena for (B, T) and nthreads. */
+static size_t arena_floats(const model_spec *s, int B, int T, int nthreads) {
+    carver c = {NULL, 0};
+    carve_all(s, NULL, &c, B, T, nthreads);
+    return c.used;
+}
+
+size_t model_spec_reserve_bytes(const model_spec *s, int B, int T, int nthreads) {
+    if (B < 1 || T < 1) return 0;
+    return add_sat(float_block_bytes(arena_floats(s, B, T, nthreads)), ((size_t)s->n_blocks + 1) * sizeof(float *));
+}
+
+size_t model_activation_bytes(const model_spec *s, int B, int T) {
+    return model_spec_reserve_bytes(s, B, T, omp_get_max_threads());
+}
+
+/* model_reserve's check: the whole footprint of training at (B, T). */
+static icl_status check_reserve_budget(const model_spec *s, int B, int T, int nthreads) {
+    size_t fixed = add_sat(model_spec_create_bytes(s), model_spec_adam_bytes(s));
+    size_t act = model_spec_reserve_bytes(s, B, T, nthreads);
+    char who[192], what[160], fb[32], ab[32];
+    snprintf(who, sizeof who, "model: %s (d_model %d, %d blocks) at batch %d x %d tokens", s->arch, s->d_model,
+             s->n_blocks, B, T);
+    icl_format_bytes(fb, sizeof fb, fixed);
+    icl_format_bytes(ab, sizeof ab, act);
+    snprintf(what, sizeof what, "weights, gradients and Adam state (%s) and activations (%s)", fb, ab);
+    return icl_budget_check(add_sat(fixed, act), who, what);
 }
 
 icl_status model_reserve(model *m, int B, int T) {
@@ -301,28 +402,25 @@ icl_status model_reserve(model *m, int B, int T) {
     if (B < m->cap_B) B = m->cap_B;
     if (T < m->cap_T) T = m->cap_T;
     if (nthreads < m->nthreads) nthreads = m->nthreads;
+    icl_status st = check_reserve_budget(&m->spec, B, T, nthreads); /* before any allocation */
+    if (st) return st;
+    size_t used = arena_floats(&m->spec, B, T, nthreads);
     float **res = calloc((size_t)m->spec.n_blocks + 1, sizeof *res);
-    if (!res) return icl_fail(ICL_ERR_NOMEM, "model_reserve: out of memory");
-    int old_threads = m->nthreads;
-    m->nthreads = nthreads;
-    carver c = {NULL, 0};
-    carve_all(m, &c, B, T);
-    float *arena = alloc_floats(c.used);
-    if (!arena) {
-        m->nthreads = old_threads;
+    float *arena = alloc_floats(used);
+    if (!res || !arena) { /* the old arena and its views stay as they were */
         free(res);
-        carver back = {m->arena, 0};
-        if (m->arena) carve_all(m, &back, m->cap_B, m->cap_T); /* restore the old views */
+        free(arena);
         return icl_fail(ICL_ERR_NOMEM, "model_reserve: cannot allocate %.1f MiB of activations for batch %d x %d",
-                        c.used * 4.0 / (1 << 20), B, T);
+                        used * 4.0 / (1 << 20), B, T);
     }
     free(m->arena);
     free(m->res);
     m->arena = arena;
-    m->arena_floats = c.used;
+    m->arena_floats = used;
     m->res = res;
+    m->nthreads = nthreads;
     carver real = {arena, 0};
-    carve_all(m, &real, B, T);
+    carve_all(&m->spec, m, &real, B, T, nthreads);
     m->cap_B = B;
     m->cap_T = T;
     m->B = m->T = 0;

@@ -1,7 +1,8 @@
 /*
  * model_spec.c - model specs: architecture defaults, setting fields by name
  * (what the Lua binding calls), validation with messages that name the
- * field, block lists of the named architectures (SPEC.md 3), size estimates.
+ * field, block lists of the named architectures (SPEC.md 3), the parameter
+ * count (the byte counts of model_mem.h live in model.c, by the allocations).
  */
 #include <math.h>
 #include <stdio.h>
@@ -185,26 +186,8 @@ size_t model_param_count(const model_spec *s) {
     return n;
 }
 
-size_t model_activation_bytes(const model_spec *s, int B, int T) {
-    size_t D = s->d_model, E = (size_t)s->expand * D, N = s->d_state, R = dt_rank_of(s), BT = (size_t)B * T;
-    size_t H = s->n_head > 0 ? s->n_head : 1;
-    size_t f = (size_t)(s->n_blocks + 1) * BT * D + 3 * BT * D + BT * s->n_out; /* streams, final norm, out */
-    for (int i = 0; i < s->n_blocks; i++) {
-        f += BT * D + 2 * BT;
-        switch (s->blocks[i]) {
-        case BLOCK_ATTN: f += BT * 4 * D + (size_t)B * H * T * T; break;
-        case BLOCK_MLP: f += BT * 8 * D; break;
-        case BLOCK_MAMBA: f += BT * (6 * E + R + 2 * N); break;
-        case BLOCK_S4MAMBA: f += BT * 5 * E + E * T; break;
-        default: break;
-        }
-    }
-    /* backward scratch: dres, dln, d1, d2, six E-wide buffers, dout */
-    size_t w1 = 4 * D > 2 * E ? 4 * D : 2 * E, w2 = 4 * D > R + 2 * N ? 4 * D : R + 2 * N;
-    f += 2 * BT * D + BT * (w1 + w2 + 6 * E) + E * T + BT * s->n_out;
-    f += 2 * (size_t)T * E * N * 2 + (size_t)B * (E * N + E); /* scan scratch (approx.) */
-    return f * sizeof(float);
-}
+/* model_activation_bytes and the byte counts of model_mem.h are in model.c,
+ * next to the allocations they count. */
 
 /* ---- JSON --------------------------------------------------------------- */
 

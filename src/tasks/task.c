@@ -8,14 +8,21 @@
  * task's prompts come from a callback (task_create_custom). The option table
  * below is the single list of every key, its range and the tasks that read
  * it, so set/get/keys/describe/help never disagree.
+ *
+ * Memory: task_create and task_batch_alloc check the memory budget
+ * (core/budget.h) before allocating and refuse with the estimate; the fixed
+ * TASK_MAX_BYTES guard of task_spec_validate still applies on top.
  */
 #include "tasks/task.h"
 
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/budget.h"
 
 /* ------------------------------------------------------------------------ */
 /* the registry                                                             */
@@ -487,6 +494,18 @@ icl_status task_spec_validate(const task_spec *s) {
 /* the task object                                                          */
 /* ------------------------------------------------------------------------ */
 
+/* The memory budget (core/budget.h), checked before a task or a batch is
+ * allocated: task_create counts what spec_bytes counts (a batch of 64 prompts
+ * at the longest curriculum stage and the model's predictions for it). */
+static icl_status check_spec_budget(const task_spec *s) {
+    double bytes = spec_bytes(s);
+    size_t need = bytes >= 1.8e19 ? SIZE_MAX : (size_t)bytes;
+    char who[160];
+    snprintf(who, sizeof who, "task %s: a batch of 64 prompts (T = %d tokens, d = %d, O = %d)", s->name,
+             spec_T_max(s), spec_d(s), spec_O(s));
+    return icl_budget_check(need, who, "its buffers and the model's predictions");
+}
+
 struct task {
     task_spec spec;
     sched dims, points; /* resolved schedules */
@@ -499,6 +518,7 @@ struct task {
 icl_status task_create(task **out, const task_spec *s) {
     *out = NULL;
     icl_status st = task_spec_validate(s);
+    if (!st) st = check_spec_budget(s);
     if (st) return st;
     if (s->kind == TASK_CUSTOM)
         return icl_fail(ICL_ERR_ARG, "task custom: needs a fill function (create it with task_create_custom)");
@@ -518,6 +538,7 @@ icl_status task_create_custom(task **out, const task_spec *s, task_fill_fn fill,
         return icl_fail(ICL_ERR_ARG, "task_create_custom: the spec must come from task_spec_default(s, \"custom\")");
     if (!fill) return icl_fail(ICL_ERR_ARG, "task custom: fill function is NULL");
     icl_status st = task_spec_validate(s);
+    if (!st) st = check_spec_budget(s);
     if (st) return st;
     task *t = calloc(1, sizeof *t);
     if (!t) return icl_fail(ICL_ERR_NOMEM, "task custom: out of memory");
@@ -588,6 +609,13 @@ icl_status task_batch_alloc(batch *b, const task *t, int cap_B) {
     if (cap_B < 1) return icl_fail(ICL_ERR_ARG, "task_batch_alloc: cap_B (%d) must be >= 1", cap_B);
     int T = task_T_max(t), d = task_d(t), O = task_out(t);
     size_t slots = (size_t)cap_B * (size_t)T;
+    /* x, y (or tok and ycls), mask, metric, example: checked before any malloc */
+    size_t per_slot = (size_t)d * sizeof(float) + 2 * sizeof(float) + sizeof(int) +
+                      (task_loss(t) == LOSS_CE ? 2 * sizeof(int) : (size_t)O * sizeof(float));
+    char who[160];
+    snprintf(who, sizeof who, "task %s: a batch of %d prompts x %d tokens", t->spec.name, cap_B, T);
+    icl_status st = icl_budget_check(per_slot > SIZE_MAX / slots ? SIZE_MAX : per_slot * slots, who, "its buffers");
+    if (st) return st;
     b->d = d;
     b->O = O;
     b->cap_B = cap_B;
