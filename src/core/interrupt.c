@@ -1,10 +1,36 @@
-/* interrupt.c - the Ctrl-C flag (see interrupt.h). */
+/* interrupt.c - the Ctrl-C and the terminate flags (see interrupt.h). */
 #include "interrupt.h"
 
 #include <signal.h>
+#include <string.h>
 
 static volatile sig_atomic_t pending;
+static volatile sig_atomic_t term_sig;
 
 void icl_interrupt_request(void) { pending = 1; }
 int icl_interrupt_pending(void) { return pending != 0; }
-void icl_interrupt_clear(void) { pending = 0; }
+/* Once the process is terminating, the request stays: every later step
+ * stops too, so a script that catches one interruption still ends. */
+void icl_interrupt_clear(void) {
+    if (!term_sig) pending = 0;
+}
+
+void icl_terminate_request(int sig) {
+    if (!term_sig) term_sig = sig; /* the first one names the reason */
+    pending = 1;
+}
+
+int icl_terminate_pending(void) { return (int)term_sig; }
+
+static void on_terminate(int sig) { icl_terminate_request(sig); }
+
+int icl_terminate_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_terminate;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a blocking wait for input returns */
+    int bad = sigaction(SIGTERM, &sa, NULL) != 0;
+    bad |= sigaction(SIGHUP, &sa, NULL) != 0;
+    return bad ? -1 : 0;
+}

@@ -1,5 +1,6 @@
 /*
- * interrupt.h - the process-wide "stop at the next step boundary" flag.
+ * interrupt.h - the process-wide "stop at the next step boundary" flag, and
+ * the "end the process cleanly" one.
  *
  * Ctrl-C is process-wide, so this is the one deliberate global of the core:
  * a signal handler (the REPL's SIGINT handler) calls icl_interrupt_request(),
@@ -13,5 +14,16 @@
 void icl_interrupt_request(void);
 int icl_interrupt_pending(void);
 void icl_interrupt_clear(void);
+
+/* SIGTERM and SIGHUP (and a Ctrl-C that ends a headless script): the
+ * process should end soon and cleanly. icl_terminate_install() sets
+ * handlers that record the signal and request an interrupt, so a running
+ * step stops at its boundary; the loops (TUI, REPL) poll
+ * icl_terminate_pending() and leave, restoring the terminal; main then
+ * writes a recovery checkpoint of unsaved models and exits 128 + signal.
+ * Async-signal-safe; 0 from install on success. */
+int icl_terminate_install(void);
+void icl_terminate_request(int sig);
+int icl_terminate_pending(void); /* the signal number, or 0 */
 
 #endif

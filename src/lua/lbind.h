@@ -21,6 +21,8 @@
 #ifndef ICL_LBIND_H
 #define ICL_LBIND_H
 
+#include <stdio.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -115,6 +117,16 @@ int lbind_count_dirty_models(lua_State *L);
  * registry), stopping early when fn returns non-zero; returns the number
  * of models visited. For the recovery checkpoint (lua_recovery.c). */
 int lbind_each_dirty_model(lua_State *L, int (*fn)(lbind_model *lm, void *ud), void *ud);
+
+/* ---- the recovery checkpoint (lua_recovery.c) ----
+ * lbind_write_recovery saves every model with unsaved training to the
+ * recovery folder because signal `sig` ends the process, saying so on
+ * `report`; returns the number saved (0: nothing to save), -1 on failure.
+ * lbind_recovery_notice writes the start-up offer into buf (1 if there is
+ * a recovery, else 0). lbind_open_recovery adds icl.recover to `icl`. */
+int lbind_write_recovery(lua_State *L, int sig, FILE *report);
+int lbind_recovery_notice(char *buf, size_t n);
+void lbind_open_recovery(lua_State *L);
 
 /* ---- the TUI's tick hook (lua_trainer.c) ----
  * While tr:step(n) or tr:run{...} trains, it calls t->fn between steps, at

@@ -73,12 +73,17 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
 
 /* Only the flag and the hook: both are async-signal-safe (lua_sethook is
  * documented as safe to call from a signal handler). */
+static volatile sig_atomic_t call_interrupted; /* a signal stopped the last repl_docall */
+
 static void on_sigint_running(int sig) {
-    (void)sig;
+    if (sig != SIGINT) icl_terminate_request(sig); /* SIGTERM, SIGHUP: the process ends after this call */
     icl_interrupt_request();
+    call_interrupted = 1;
     lua_State *L = sig_L;
     if (L) lua_sethook(L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
 }
+
+int repl_last_call_interrupted(void) { return call_interrupted != 0; }
 
 /* lua.c's msghandler: the message (or the error object's __tostring) plus
  * a traceback. */
@@ -96,16 +101,29 @@ int repl_docall(lua_State *L, int narg, int nres) {
     int base = lua_gettop(L) - narg; /* the function's index */
     lua_pushcfunction(L, msghandler);
     lua_insert(L, base);
-    struct sigaction sa, old;
+    struct sigaction sa, old[3];
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint_running;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0; /* no SA_RESTART: a blocking read in the command returns */
     lua_State *prev = sig_L;
     sig_L = L;
-    int have_old = sigaction(SIGINT, &sa, &old) == 0;
-    int status = lua_pcall(L, narg, nres, base);
-    if (have_old) sigaction(SIGINT, &old, NULL);
+    call_interrupted = 0;
+    /* SIGTERM and SIGHUP stop the command too (and then the process: see
+     * core/interrupt.h); outside commands main's handlers only flag them. */
+    static const int sigs[3] = {SIGINT, SIGTERM, SIGHUP};
+    int have_old[3];
+    for (int i = 0; i < 3; i++) have_old[i] = sigaction(sigs[i], &sa, &old[i]) == 0;
+    int status;
+    if (icl_terminate_pending()) { /* no new command once the process is ending */
+        lua_settop(L, base);
+        lua_pushliteral(L, "interrupted: the process is ending");
+        status = LUA_ERRRUN;
+    } else {
+        status = lua_pcall(L, narg, nres, base);
+    }
+    for (int i = 0; i < 3; i++)
+        if (have_old[i]) sigaction(sigs[i], &old[i], NULL);
     sig_L = prev;
     /* A Ctrl-C that arrived as the call ended must not leak into the next. */
     if (lua_gethook(L) == interrupt_hook) lua_sethook(L, NULL, 0, 0);
@@ -436,6 +454,7 @@ static void run_lines(repl *r) {
     for (;;) {
         errno = 0;
         ssize_t n = getline(&line, &cap, stdin);
+        if (icl_terminate_pending()) break;
         if (n < 0) {
             if (prompt_sigint || errno == EINTR) {
                 prompt_sigint = 0;
@@ -500,6 +519,11 @@ static void run_readline(repl *r) {
         while (!cb_line_ready) {
             struct pollfd p = {.fd = fileno(rl_instream ? rl_instream : stdin), .events = POLLIN};
             int k = poll(&p, 1, -1);
+            if (icl_terminate_pending()) { /* SIGTERM or SIGHUP at the prompt: leave, restoring the terminal */
+                rl_callback_handler_remove();
+                rl_crlf();
+                break;
+            }
             if (prompt_sigint) {
                 prompt_sigint = 0;
                 rl_clear_after_sigint(r);
@@ -513,7 +537,7 @@ static void run_readline(repl *r) {
             }
             rl_callback_read_char();
         }
-        if (!cb_line) break; /* Ctrl-D: Readline has already moved to a new line */
+        if (!cb_line) break; /* Ctrl-D (or a terminating signal): Readline has already moved to a new line */
         repl_result res = repl_feed(r, cb_line);
         free(cb_line);
         cb_line = NULL;

@@ -27,7 +27,9 @@
  * instruction, so a `while true do end` stops too; the previous handler,
  * the hook and the flag are restored or cleared when the call returns. It
  * hooks the main coroutine only: a runaway loop inside a coroutine stops
- * when it returns to the main one.
+ * when it returns to the main one. SIGTERM and SIGHUP stop a command the
+ * same way and also mark the process as ending (icl_terminate_pending):
+ * the REPL loops then leave, and no new command starts.
  *
  * Not here: the curses screen (src/tui), the `icl` module (lua_icl.c).
  */
@@ -85,6 +87,8 @@ const char *repl_last_chunk(const repl *r);
  * described above. Returns the lua_pcall status; on error the message (with
  * traceback) is on the stack. */
 int repl_docall(lua_State *L, int narg, int nres);
+/* 1 if a signal (Ctrl-C, SIGTERM, SIGHUP) stopped the last repl_docall. */
+int repl_last_call_interrupted(void);
 
 /* The blocking plain REPL on stdin/stdout: GNU Readline with history in
  * ~/.iclplay_history and Tab completion when stdin is a terminal, plain

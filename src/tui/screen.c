@@ -38,6 +38,8 @@
 
 /* ---- the restore record (process-wide: signal handlers read it) ------------------------------ */
 
+#define N_FATAL 6
+
 static struct {
     volatile sig_atomic_t armed;  /* the terminal is ours and must be given back */
     int tty_fd;                   /* fd 0, whose modes we change */
@@ -48,10 +50,13 @@ static struct {
     char reset[256];              /* rmkx, sgr0, cnorm, rmcup: leave keypad, colours, hidden cursor, alt screen */
     size_t reset_len;
     int handlers;                 /* the signal handlers are installed */
-    struct sigaction old[8];
+    struct sigaction old[N_FATAL];
 } restore;
 
-static const int fatal_signals[8] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTERM, SIGHUP, SIGQUIT};
+/* Not SIGTERM and SIGHUP: those end the program cleanly (core/interrupt.h:
+ * the loop leaves, screen_close restores, main writes a recovery
+ * checkpoint), which a handler that re-raises would prevent. */
+static const int fatal_signals[N_FATAL] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGQUIT};
 
 /* Async-signal-safe: only write, tcsetattr and dup2. */
 static void restore_raw(void) {
@@ -97,13 +102,13 @@ static void install_handlers(void) {
     sa.sa_handler = on_fatal_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESETHAND;
-    for (int i = 0; i < 8; i++) sigaction(fatal_signals[i], &sa, &restore.old[i]);
+    for (int i = 0; i < N_FATAL; i++) sigaction(fatal_signals[i], &sa, &restore.old[i]);
     restore.handlers = 1;
 }
 
 static void remove_handlers(void) {
     if (!restore.handlers) return;
-    for (int i = 0; i < 8; i++) sigaction(fatal_signals[i], &restore.old[i], NULL);
+    for (int i = 0; i < N_FATAL; i++) sigaction(fatal_signals[i], &restore.old[i], NULL);
     restore.handlers = 0;
 }
 

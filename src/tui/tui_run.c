@@ -426,7 +426,7 @@ static void run_start(tui *t) {
 /* ---- the loop ------------------------------------------------------------------------------------------ */
 
 static void loop(tui *t) {
-    while (!t->quit) {
+    while (!t->quit && !icl_terminate_pending()) { /* SIGTERM, SIGHUP: leave; main writes the recovery */
         tui_input_poll(t, t->training ? 0 : 40);
         if (t->quit) break;
         t->run_active = 0;
@@ -476,6 +476,8 @@ int tui_main(lua_State *L) {
     tui_output_printf(&t->out, TUI_ROLE_DIM, "iclplay %s (%s): F1 keys, help() Lua help, Ctrl-D quits\n",
                       ICLPLAY_VERSION, LUA_RELEASE);
     run_start(t);
+    char notice[4600];
+    if (lbind_recovery_notice(notice, sizeof notice)) tui_output_printf(&t->out, TUI_ROLE_WARN, "%s\n", notice);
     tui_frame(t, 1);
     loop(t);
 

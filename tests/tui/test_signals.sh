@@ -1,0 +1,225 @@
+#!/bin/sh
+# test_signals.sh - signals and odd terminals: the program ends cleanly,
+# restores the terminal, and keeps unsaved training in a recovery
+# checkpoint that the next start offers (issue 7).
+#
+#   EXE=./iclplay sh tests/tui/test_signals.sh
+#
+# Checked, each in a real terminal (tmux) unless said otherwise:
+# - SIGTERM to the TUI with a trained, unsaved model: exit status 143, the
+#   terminal modes restored, a recovery checkpoint and its index written;
+#   the next start shows the offer, icl.recover() gives back the same
+#   weights (sum of a weight tensor, printed with %.9g, identical), and the
+#   recovery files are gone afterwards;
+# - SIGHUP (the terminal closes) to the TUI while tr:run{} trains: exit
+#   status 129 and a recovery checkpoint;
+# - SIGTERM to the plain REPL at its prompt: 143, recovery written;
+# - SIGTERM to a headless `iclplay run` during training: 143, recovery;
+#   a model that was saved (not dirty) is not written;
+# - a storm of 60 resizes (SIGWINCH) while F5 trains: the TUI still draws its
+#   panels and still answers at the prompt;
+# - TERM=dumb gives the plain REPL (no escape codes) that still evaluates;
+# - stdout not a terminal (a pipe): lines from stdin are run, results printed.
+# Prints one line per test and "N passed, N failed"; exits 1 on failure.
+EXE=${EXE:-./iclplay}
+case "$EXE" in /*) ;; *) EXE="$PWD/$EXE" ;; esac
+passed=0
+failed=0
+if ! command -v tmux >/dev/null 2>&1; then
+    echo "skip    tmux is not installed (scripts/install-deps.sh installs it)"
+    echo "0 passed, 0 failed"
+    exit 0
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/iclplay-test-signals.XXXXXX") || exit 1
+REC="$tmp/recovery"
+nstart=0
+T="tmux -L iclplay-sig-$$-0 -f /dev/null"
+sockdir="${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)"
+cleanup() {
+    $T kill-server >/dev/null 2>&1
+    i=0
+    while [ $i -le $nstart ]; do rm -f "$sockdir/iclplay-sig-$$-$i"; i=$((i + 1)); done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+ok() { passed=$((passed + 1)); echo "ok      $1"; }
+bad() {
+    failed=$((failed + 1))
+    echo "not ok  $1"
+    [ -n "$2" ] && printf '%s\n' "$2" | sed 's/^/  | /'
+    return 0
+}
+screen() { $T capture-pane -p -t sig 2>/dev/null; }
+wait_for() { # wait_for TEXT [SECONDS]
+    n=$(( ${2:-10} * 10 ))
+    while [ $n -gt 0 ]; do
+        screen | grep -qF -- "$1" && return 0
+        sleep 0.1
+        n=$((n - 1))
+    done
+    return 1
+}
+wait_re() { # wait_re REGEX [SECONDS]
+    n=$(( ${2:-10} * 10 ))
+    while [ $n -gt 0 ]; do
+        screen | grep -qE -- "$1" && return 0
+        sleep 0.1
+        n=$((n - 1))
+    done
+    return 1
+}
+type_line() { $T send-keys -t sig -l "$1"; $T send-keys -t sig Enter; }
+# start CMD: a fresh session running CMD in $tmp; afterwards the pane shows
+# "exited rc=N" and stty's settings are in $tmp/stty.
+start() { # a new server per start: reusing a socket right after kill-server races
+    $T kill-server >/dev/null 2>&1
+    nstart=$((nstart + 1))
+    T="tmux -L iclplay-sig-$$-$nstart -f /dev/null"
+    rm -f "$tmp/stty" "$tmp/pid"
+    # launch.sh records its pid and execs the program (same pid; iclplay's
+    # own re-exec keeps it too), so the signal goes to iclplay itself
+    printf '%s\n' "echo \$\$ > '$tmp/pid'" "exec env HOME='$tmp' ICLPLAY_RECOVERY='$REC' LANG=C.UTF-8 \"\$@\"" \
+        > "$tmp/launch.sh"
+    $T new-session -d -s sig -x 100 -y 32 \
+        "cd '$tmp' && sh launch.sh $1; echo \"exited rc=\$?\"; stty -a > '$tmp/stty'; sleep 60"
+    n=50
+    while [ $n -gt 0 ] && [ ! -s "$tmp/pid" ]; do sleep 0.1; n=$((n - 1)); done
+}
+pid() { cat "$tmp/pid"; }
+stty_sane() {
+    n=50
+    while [ $n -gt 0 ] && [ ! -s "$tmp/stty" ]; do sleep 0.1; n=$((n - 1)); done
+    grep -qE '(^| )icanon( |$)' "$tmp/stty" && grep -qE '(^| )echo( |$)' "$tmp/stty" && grep -qE '(^| )isig( |$)' "$tmp/stty"
+}
+
+# ---- SIGTERM to the TUI --------------------------------------------------------------------------------
+
+rm -rf "$REC"
+start "'$EXE'"
+if wait_for "│ prompt" 30; then
+    type_line 'tr:step(3); print(string.format("SUM=%.9g", m:param("read_out.weight"):sum()))'
+    if wait_re "SUM=[-0-9]" 30; then
+        sum1=$(screen | grep -oE 'SUM=[-0-9][-0-9.e+]*' | tail -1 | sed 's/SUM=//')
+        kill -TERM "$(pid)"
+        if wait_for "exited rc=143" 20; then ok "SIGTERM ends the TUI with status 143"
+        else bad "SIGTERM ends the TUI with status 143" "$(screen)"; fi
+        if stty_sane; then ok "after SIGTERM the terminal modes are restored"
+        else bad "after SIGTERM the terminal modes are restored" "$(cat "$tmp/stty" 2>/dev/null)"; fi
+        if [ -s "$REC/model-1.safetensors" ] && grep -q "SIGTERM" "$REC/index.tsv" 2>/dev/null &&
+            ! ls "$REC" | grep -q tmp; then ok "SIGTERM writes a recovery checkpoint of the unsaved model"
+        else bad "SIGTERM writes a recovery checkpoint of the unsaved model" "$(ls -la "$REC" 2>&1)"; fi
+        start "'$EXE'"
+        if wait_for "recovered: 1 model" 30 && wait_for "│ prompt" 10; then
+            ok "the next start offers the recovered model"
+            type_line 'r = icl.recover(); print(string.format("REC=%d %.9g", #r, r[1]:param("read_out.weight"):sum()))'
+            if wait_re "REC=1 [-0-9]" 20; then
+                sum2=$(screen | grep -oE 'REC=1 [-0-9][-0-9.e+]*' | tail -1 | sed 's/^REC=1 //')
+                if [ "$sum1" = "$sum2" ]; then ok "icl.recover() gives back the same weights ($sum1)"
+                else bad "icl.recover() gives back the same weights ($sum1 vs $sum2)"; fi
+                if [ ! -e "$REC/index.tsv" ] && [ ! -e "$REC/model-1.safetensors" ]; then
+                    ok "icl.recover() removes the recovery files"
+                else bad "icl.recover() removes the recovery files" "$(ls -la "$REC")"; fi
+            else bad "icl.recover() gives back the same weights" "$(screen)"; fi
+        else bad "the next start offers the recovered model" "$(screen)"; fi
+    else bad "SIGTERM: training before the signal" "$(screen)"; fi
+else bad "SIGTERM: the TUI starts" "$(screen)"; fi
+
+# ---- SIGHUP to the TUI while a command trains --------------------------------------------------------------
+
+rm -rf "$REC"
+start "'$EXE'"
+if wait_for "│ prompt" 30; then
+    type_line 'tr:run{ max_steps = 1000000 }'
+    wait_for "running: tr:run" 20
+    sleep 1
+    kill -HUP "$(pid)"
+    if wait_for "exited rc=129" 20 && [ -s "$REC/model-1.safetensors" ] && grep -q SIGHUP "$REC/index.tsv"; then
+        ok "SIGHUP during tr:run{} stops the run, writes the recovery checkpoint, exits 129"
+    else bad "SIGHUP during tr:run{} stops the run, writes the recovery checkpoint, exits 129" "$(screen; ls -la "$REC" 2>&1)"; fi
+    if stty_sane; then ok "after SIGHUP the terminal modes are restored"
+    else bad "after SIGHUP the terminal modes are restored"; fi
+else bad "SIGHUP: the TUI starts" "$(screen)"; fi
+
+# ---- SIGTERM to the plain REPL at its prompt -------------------------------------------------------------
+
+rm -rf "$REC"
+start "'$EXE' --plain"
+if wait_re "^>" 30; then
+    sleep 0.5 # Readline is set up just after the prompt shows
+    type_line 'm = icl.model{ arch = "mamba", n_dims = 3, d_model = 16, n_layer = 2 }; t = icl.task{ "linear_regression", n_dims = 3, n_points = 8 }; tr = icl.trainer{ model = m, task = t }; tr:step(2); print("trained")'
+    if wait_for "trained" 30; then
+        kill -TERM "$(pid)"
+        if wait_for "exited rc=143" 20 && [ -s "$REC/model-1.safetensors" ]; then
+            ok "SIGTERM at the plain REPL's prompt: recovery written, status 143"
+        else bad "SIGTERM at the plain REPL's prompt: recovery written, status 143" "$(screen)"; fi
+        if stty_sane; then ok "after SIGTERM the plain REPL restored the terminal"
+        else bad "after SIGTERM the plain REPL restored the terminal"; fi
+    else bad "plain REPL: training before the signal" "$(screen)"; fi
+else bad "plain REPL starts" "$(screen)"; fi
+
+# ---- SIGTERM to a headless run (no terminal needed) -------------------------------------------------------
+
+rm -rf "$REC"
+cat > "$tmp/run.lua" <<'EOF'
+local saved = icl.model{ arch = "transformer", n_dims = 3, d_model = 16, n_layer = 2 }
+local m = icl.model{ arch = "mamba", n_dims = 3, d_model = 16, n_layer = 2 }
+local t = icl.task{ "linear_regression", n_dims = 3, n_points = 8 }
+local tr0 = icl.trainer{ model = saved, task = t }
+tr0:step(1)
+saved:save(os.getenv("TMPDIR_TEST") .. "/saved.safetensors")
+local tr = icl.trainer{ model = m, task = t }
+io.stdout:write("training\n"); io.stdout:flush()
+tr:run{ max_steps = 100000000 }
+EOF
+(cd "$tmp" && TMPDIR_TEST="$tmp" ICLPLAY_RECOVERY="$REC" "$EXE" run run.lua > "$tmp/run.out" 2> "$tmp/run.err") &
+rpid=$!
+n=300
+while [ $n -gt 0 ] && ! grep -q training "$tmp/run.out" 2>/dev/null; do sleep 0.1; n=$((n - 1)); done
+sleep 0.5
+kill -TERM $rpid
+wait $rpid
+rc=$?
+if [ $rc -eq 143 ] && [ -s "$REC/model-1.safetensors" ] && [ ! -e "$REC/model-2.safetensors" ] &&
+    grep -q "mamba" "$REC/index.tsv" && ! grep -q transformer "$REC/index.tsv" && grep -q "ended by SIGTERM" "$tmp/run.err"; then
+    ok "SIGTERM to iclplay run: status 143, only the unsaved model is recovered, stderr says so"
+else bad "SIGTERM to iclplay run: status 143, only the unsaved model is recovered, stderr says so" "rc=$rc
+$(cat "$tmp/run.err"; cat "$REC/index.tsv" 2>&1)"; fi
+
+# ---- a SIGWINCH storm -------------------------------------------------------------------------------------
+
+start "'$EXE'"
+if wait_for "│ prompt" 30; then
+    $T send-keys -t sig F5
+    i=0
+    while [ $i -lt 30 ]; do
+        $T resize-window -t sig -x $((70 + i % 40)) -y $((18 + i % 16)) 2>/dev/null
+        $T resize-window -t sig -x 100 -y 32 2>/dev/null
+        i=$((i + 1))
+    done
+    $T send-keys -t sig F5
+    sleep 0.5
+    type_line 'print("after the storm", 6 * 7)'
+    if wait_re "^after the storm +42" 20 && wait_for "ICL error" 5 && wait_for "│ prompt" 5; then
+        ok "60 resizes while training: the panels and the prompt still work"
+    else bad "60 resizes while training: the panels and the prompt still work" "$(screen)"; fi
+else bad "SIGWINCH: the TUI starts" "$(screen)"; fi
+
+# ---- TERM=dumb and a stdout that is not a terminal ---------------------------------------------------------
+
+start "env TERM=dumb '$EXE'"
+if wait_re "^>" 30; then
+    sleep 0.5
+    type_line 'print("dumb", 6 * 7)'
+    if wait_re "^dumb +42" 10 && ! screen | grep -qF "│"; then ok "TERM=dumb: the plain REPL, no panels, it evaluates"
+    else bad "TERM=dumb: the plain REPL, no panels, it evaluates" "$(screen)"; fi
+else bad "TERM=dumb: a prompt" "$(screen)"; fi
+
+out=$(printf 'print("piped", 6 * 7)\nx = 5\n= x + 1\n' | "$EXE" 2>&1 | cat)
+if printf '%s\n' "$out" | grep -q "piped	42" && printf '%s\n' "$out" | grep -qx "6" &&
+    ! printf '%s\n' "$out" | grep -q "$(printf '\033')"; then ok "stdin and stdout not terminals: lines run, results printed, no escape codes"
+else bad "stdin and stdout not terminals: lines run, results printed, no escape codes" "$out"; fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
