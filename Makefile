@@ -2,10 +2,15 @@
 #
 #   make            build ./iclplay (C11, -O2, strict warnings, OpenMP)
 #   make run        install what is missing, build, and start the playground
-#   make test       build and run every test (C unit tests, gradient checks, ...)
+#   make test       build and run every test (C unit tests, gradient checks, Lua, TUI in tmux),
+#                   then the whole suite again on the AddressSanitizer + UBSan build, then
+#                   a valgrind memcheck of a short headless training session
+#   make test-release  only the first of those (quick, while working)
 #   make bench      training-step speed per architecture, next to the sgemm ceiling
 #   make debug      -O0 -g build in build/debug (./iclplay-debug)
 #   make asan       AddressSanitizer + UBSan build in build/asan, and its tests
+#   make valgrind   memcheck of a short training session (a portable -O1 -g build)
+#   make fuzz       libFuzzer targets, FUZZ_TIME seconds each (mk/fuzz.mk)
 #   make clean
 #
 # Every build needs OpenBLAS, Lua 5.4, ncursesw and GNU Readline. When one of
@@ -36,7 +41,12 @@ BUILD   := build/$(MODE)
 OPT_release := -O2 -DNDEBUG
 OPT_debug   := -O0 -g3
 OPT_asan    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT_valgrind := -O1 -g
 OPT     := $(OPT_$(MODE))
+# valgrind 3.19 does not know AVX-512: its build is portable.
+ifeq ($(MODE),valgrind)
+NATIVE  :=
+endif
 
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wwrite-strings -Wvla -Wformat=2 -Wno-format-nonliteral \
@@ -63,9 +73,10 @@ DEPS_OK  := build/.deps-ok
 EXE_release := iclplay
 EXE_debug   := iclplay-debug
 EXE_asan    := iclplay-asan
+EXE_valgrind := build/valgrind/iclplay
 EXE := $(EXE_$(MODE))
 
-.PHONY: all run test bench debug asan clean deps test-bins
+.PHONY: all run test test-release test-suite bench debug asan valgrind clean deps test-bins
 all: $(EXE)
 
 # The dependency step: a stamp that is rebuilt only when a header is missing.
@@ -93,13 +104,43 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libicl.a tests/testlib.h | $(DEPS_OK)
 
 test-bins: $(TEST_BIN) $(EXE)
 
-# Runs every test binary (and later the Lua and TUI suites) and prints one
-# closing line "N passed, N failed"; exits non-zero on any failure.
-# OpenMP threads wait passively (see src/main.c, which does the same for
-# iclplay itself): spinning waits make two threads slower than one on a
-# machine with anything else running.
-test: test-bins
+# test-suite runs every test binary, Lua script and shell test of this
+# MODE with tests/run.sh, which prints one closing line "N passed, N
+# failed" and exits non-zero on any failure. OpenMP threads wait passively
+# (see src/main.c, which does the same for iclplay itself): spinning waits
+# make two threads slower than one on a machine with anything else running.
+# Sanitizer reports go to files (log_path) as well as failing the process,
+# because a report inside the TUI under tmux has no exit status to fail:
+# any file there fails the suite.
+SAN_LOG := $(CURDIR)/build/asan/reports
+test-suite: test-bins
+ifeq ($(MODE),asan)
+	@rm -rf $(SAN_LOG) && mkdir -p $(SAN_LOG)
+	@ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:log_path=$(SAN_LOG)/asan:log_exe_name=1 \
+	 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(SAN_LOG)/ubsan \
+	 OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} BUILD=$(BUILD) EXE=./$(EXE) \
+	 tests/run.sh $(TEST_BIN) $(LUA_TESTS); rc=$$?; \
+	 if ls $(SAN_LOG)/* >/dev/null 2>&1; then echo "# sanitizer reports:"; cat $(SAN_LOG)/*; exit 1; fi; exit $$rc
+else
 	@OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} BUILD=$(BUILD) EXE=./$(EXE) tests/run.sh $(TEST_BIN) $(LUA_TESTS)
+endif
+
+test-release: test-suite
+
+test: test-suite
+	@echo "# the same suite on the AddressSanitizer + UBSan build (build/asan)"
+	@$(MAKE) --no-print-directory MODE=asan test-suite
+	@echo "# valgrind memcheck of a short training session"
+	@$(MAKE) --no-print-directory MODE=valgrind valgrind-run
+
+# A short headless session under memcheck: errors or definite leaks fail it.
+valgrind-run: $(EXE)
+	@command -v valgrind >/dev/null || { echo "valgrind is missing (scripts/install-deps.sh installs it)"; exit 1; }
+	@OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE ICLPLAY_NO_REEXEC=1 ICLPLAY_LUA=$(CURDIR)/lua valgrind --quiet --error-exitcode=1 \
+	    --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+	    ./$(EXE) run tests/valgrind/session.lua && echo "valgrind: no errors, no definite leaks"
+valgrind:
+	$(MAKE) MODE=valgrind valgrind-run
 
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $$b || exit 1; done
@@ -110,9 +151,11 @@ run: $(EXE)
 debug:
 	$(MAKE) MODE=debug
 asan:
-	$(MAKE) MODE=asan test
+	$(MAKE) MODE=asan test-suite
 
 clean:
 	rm -rf build iclplay iclplay-debug iclplay-asan
+
+-include mk/fuzz.mk
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)

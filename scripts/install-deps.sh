@@ -22,6 +22,7 @@ need liblua5.4-dev /usr/include/lua5.4/lua.h
 need libncurses-dev /usr/include/ncursesw/ncurses.h
 need libreadline-dev /usr/include/readline/readline.h
 need tmux tmux
+need valgrind valgrind  # make test: memcheck of a short session
 
 if [ -z "$missing" ]; then
     exit 0
