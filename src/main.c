@@ -185,8 +185,9 @@ static int pmain(lua_State *L) {
         if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
             printf("iclplay %s (%s) - help() for help, Tab completes, Ctrl-C stops, Ctrl-D quits\n",
                    ICLPLAY_VERSION, LUA_RELEASE);
-        char notice[4600];
-        if (lbind_recovery_notice(notice, sizeof notice)) printf("%s\n", notice);
+        char notice[4600]; /* the offer, to a person only (piped output stays the script's) */
+        if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) && lbind_recovery_notice(notice, sizeof notice))
+            printf("%s\n", notice);
         c->status = repl_run_plain(L);
         break;
     }

@@ -11,6 +11,7 @@
  * Not here: completion (complete.c), the icl module (lua_icl.c), startup
  * and modes (main.c).
  */
+#include "lua/lalloc.h"
 #include "lua/repl.h"
 
 #include <errno.h>
@@ -375,6 +376,13 @@ repl_result repl_feed(repl *r, const char *line) {
         st = repl_docall(L, 0, LUA_MULTRET);
         if (st == LUA_OK) show_results(r, top + 1);
         else report_top(r);
+    }
+    if (st == LUA_ERRMEM) { /* Lua only says "not enough memory": say which limit and how to raise it */
+        char why[256];
+        if (lalloc_explain(L, why, sizeof why)) {
+            emits(r, REPL_ERR, why);
+            emits(r, REPL_ERR, "\n");
+        }
     }
     lua_settop(L, top);
     return REPL_DONE;
