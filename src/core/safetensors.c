@@ -10,6 +10,11 @@
  * Writing builds the header in memory, then streams header and tensors to a
  * temp file next to the target and renames it into place (rename is atomic
  * within one file system, which is why the temp file lives in the same folder).
+ * The temp file is fsynced before the rename and the folder after it, so
+ * after a crash or power cut the path holds the old file or the new one,
+ * whole. Any failure removes the temp file. A process killed mid-save
+ * (SIGKILL, an unhandled SIGTERM) cannot do that, so each save first removes
+ * the temp files "<path>.tmp.<pid>" of processes that no longer exist.
  *
  * Not here: big-endian hosts. safetensors data is little-endian; this file
  * writes and reads floats as they lie in memory and refuses to compile on a
@@ -20,9 +25,11 @@
 #endif
 #include "safetensors.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <float.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -561,6 +568,40 @@ static icl_status build_header(const char *path, const st_tensor *t, size_t n, c
     return ICL_OK;
 }
 
+/* Remove "<path>.tmp.<pid>" files left in path's folder by saves whose
+ * process is gone (killed mid-save). A live process's temp file (another
+ * iclplay saving to the same path right now) is left alone. Best effort. */
+static void remove_stale_temps(const char *path) {
+    char *dir = strdup(path);
+    if (!dir) return;
+    char *slash = strrchr(dir, '/');
+    const char *d = ".", *base = path;
+    if (slash) {
+        base = path + (slash - dir) + 1;
+        if (slash == dir) d = "/";
+        else { *slash = 0; d = dir; }
+    }
+    size_t nb = strlen(base);
+    DIR *dh = opendir(d);
+    if (dh) {
+        int dfd = dirfd(dh);
+        struct dirent *e;
+        while ((e = readdir(dh)) != NULL) {
+            const char *nm = e->d_name;
+            if (strncmp(nm, base, nb) || strncmp(nm + nb, ".tmp.", 5)) continue;
+            const char *digits = nm + nb + 5;
+            char *end = NULL;
+            errno = 0;
+            long pid = strtol(digits, &end, 10);
+            if (errno || end == digits || *end || pid <= 0 || (pid_t)pid == getpid()) continue;
+            if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive (or not ours to judge) */
+            (void)unlinkat(dfd, nm, 0);
+        }
+        closedir(dh);
+    }
+    free(dir);
+}
+
 /* fsync the folder holding path so the rename itself is durable (best effort). */
 static void sync_dir(const char *path) {
     char *dir = strdup(path);
@@ -593,6 +634,7 @@ icl_status st_write(const char *path, const st_tensor *tensors, size_t n, const 
         return icl_fail(ICL_ERR_NOMEM, "st: write '%s': out of memory", path);
     }
     snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
+    remove_stale_temps(path);
 
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) {

@@ -64,7 +64,8 @@ typedef struct st_file st_file;
 /* Write n tensors and n_meta metadata pairs (keys and values UTF-8 strings)
  * to path, atomically: a temp file "<path>.tmp.<pid>" in the same directory
  * is written, flushed, fsynced and renamed over path, then the directory is
- * fsynced (best effort). Errors: ICL_ERR_ARG for bad tensors / names /
+ * fsynced (best effort). Stale temp files of the same path left by processes
+ * that died mid-save are removed first. Errors: ICL_ERR_ARG for bad tensors / names /
  * duplicate keys / invalid UTF-8, ICL_ERR_IO naming the path and the system
  * error (the temp file is removed and an old file at path is left as it was),
  * ICL_ERR_NOMEM. */

@@ -7,7 +7,9 @@
  *   lua_tensor.c   tensors (copies and views into model memory)
  *   lua_model.c    icl.model{...}, icl.load(path) for weights
  *   lua_task.c     icl.task{...}, Lua-defined custom tasks
- *   lua_trainer.c  icl.trainer{...}, step/run/save/resume, logs
+ *   lua_trainer.c  icl.trainer{...}, step/save/resume, fields, history
+ *   lua_trainer_run.c  tr:run{...}: its loop, stop rules and CSV/JSONL logs
+ *   lua_recovery.c icl.recover and the recovery checkpoint written on SIGTERM/SIGHUP
  *   lua_eval.c     icl.eval(model, task, opts) and its result object
  *   lua_icl.c      luaopen_icl: builds the table, help(), version, threads
  *

@@ -1,8 +1,11 @@
 /*
- * lua_trainer.c - icl.trainer{...}: stepping and running a trainer from Lua
- * with stopping rules, logs, a progress line and periodic evaluation;
- * checkpoints (tr:save, icl.resume); the trainer the panels follow
- * (icl.show, lbind_current_trainer); icl.interrupt.
+ * lua_trainer.c - icl.trainer{...}: the trainer object from Lua: its
+ * construction, fields, tr:step, tr:eval, tr:save / icl.resume
+ * (checkpoints), tr:history; the trainer the panels follow (icl.show,
+ * lbind_current_trainer); icl.interrupt; and the table-field helpers the
+ * other binding files share. tr:run (its loop, stopping rules, logs and
+ * progress line) is in lua_trainer_run.c; what the two share is in
+ * lua_trainer_internal.h.
  *
  *   local tr = icl.trainer{ model = m, task = t, lr = 1e-3, batch = 64 }
  *   tr:step(10)                                  -- loss of the last step
@@ -25,48 +28,33 @@
  * is installed (lbind_set_tick), at most every hook->period seconds, so the
  * panels stay live and F5 / Ctrl-C act during a blocking call.
  *
+ * A step that fails (a NaN/Inf loss, gradient or update: trainer.h) raises
+ * the core's message, which names the step and where the NaN appeared; the
+ * trainer is left as it was before that step and can go on (after, say,
+ * lowering tr.lr). A failed tr:save leaves the previous file (st_write is
+ * atomic) and the trainer as they were.
+ *
  * tr:step(n) is the method and tr.steps the counter of completed steps (one
  * name cannot be both in Lua: tr:step(n) looks up tr.step).
  *
- * Logs (tr:run{ log = path }), chosen by the file's extension:
- *   .csv    one row per step: "step,loss,grad_norm,lr,time_s"; evaluations
- *           (eval_every) go to a second file next to it, <stem>.eval.csv,
- *           one row per curve: "step,curve,metric,mean,time_s" (mean over
- *           positions), so both files stay rectangular.
- *   .jsonl  one object per line in the same file: {"kind":"train","step":..,
- *           "loss":..,"grad_norm":..,"lr":..,"time_s":..} and {"kind":"eval",
- *           "step":..,"metric":..,"prompts":..,"time_s":..,"curves":{"model":
- *           {"mean":..,"by_position":[..]},..}} (null where undefined).
- * Files are opened once per run in append mode (a CSV header is written
- * only into an empty file), so repeated runs extend one log; rows are
- * flushed every `every` steps and at the end; time_s counts from the start
- * of the run. A log that cannot be opened is an error before any step.
- *
  * Not here: the training step itself (trainer.c), the file format
- * (trainer_io.c), evaluation (evaluate.c, lua_eval.c).
+ * (trainer_io.c), evaluation (evaluate.c, lua_eval.c), tr:run
+ * (lua_trainer_run.c).
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "core/interrupt.h"
 #include "lua/lbind.h"
+#include "lua/lua_trainer_internal.h"
 #include "nn/checkpoint.h"
 #include "train/trainer_io.h"
 
 #define CURRENT_KEY "icl.current_trainer" /* registry: the trainer the panels follow */
-#define RUNSTATE_MT "icl.runstate"
-#define RUN_WINDOW 10          /* steps averaged for until_loss and the progress line */
-#define RUN_EVAL_PROMPTS 256   /* prompts of a run's periodic evaluation */
-#define PROGRESS_PERIOD 0.1    /* seconds between redraws of the progress line */
 #define TICK_KEY "icl.tick"    /* registry: the TUI's lbind_tick (a light userdata), or nil */
-
-static double now_s(void);
 
 /* ---- table fields (shared with the other binding files) ------------------ */
 
@@ -175,7 +163,7 @@ static int field_choice(lua_State *L, int idx, const char *where, const char *ke
 /* ---- the trainer object ---------------------------------------------------- */
 
 /* The trainer at idx, open, with its model and task open: [out] *plm, *plt. */
-static lbind_trainer *check_trainer(lua_State *L, int idx, const char *where, lbind_model **plm, lbind_task **plt) {
+lbind_trainer *ltrainer_check(lua_State *L, int idx, const char *where, lbind_model **plm, lbind_task **plt) {
     lbind_trainer *ut = luaL_testudata(L, idx, LBIND_TRAINER_MT);
     if (!ut) luaL_error(L, "%s: expected an icl.trainer (got %s)", where, lbind_typename(L, idx));
     if (!ut->live) luaL_error(L, "%s: trainer was closed", where);
@@ -191,42 +179,34 @@ static lbind_trainer *check_trainer(lua_State *L, int idx, const char *where, lb
     return ut;
 }
 
-lbind_trainer *lbind_checktrainer(lua_State *L, int idx) { return check_trainer(L, idx, "icl.trainer", NULL, NULL); }
+lbind_trainer *lbind_checktrainer(lua_State *L, int idx) { return ltrainer_check(L, idx, "icl.trainer", NULL, NULL); }
 
 /* No step or evaluation may start while one is running on this model or
  * task (Lua code inside a custom task's fill runs in the middle of one). */
-static void check_idle(lua_State *L, const lbind_model *lm, const lbind_task *lt, const char *where) {
+void ltrainer_check_idle(lua_State *L, const lbind_model *lm, const lbind_task *lt, const char *where) {
     if (lm->busy || lt->busy)
         luaL_error(L, "%s: the %s is in use by a running step or evaluation (called from a task's fill?)", where,
                    lm->busy ? "model" : "task");
 }
 
-/* Brackets a core call that may run Lua code (a custom task's fill): the
- * model and task are busy, and the fill runs on the calling thread. */
-typedef struct {
-    lbind_model *lm;
-    lbind_task *lt;
-    lua_State *saved_L;
-} busy_guard;
-
-static busy_guard enter_busy(lua_State *L, lbind_model *lm, lbind_task *lt) {
-    busy_guard g = {lm, lt, lt->L};
+ltrainer_busy ltrainer_enter_busy(lua_State *L, lbind_model *lm, lbind_task *lt) {
+    ltrainer_busy g = {lm, lt, lt->L};
     lm->busy++;
     lt->busy++;
     lt->L = L;
     return g;
 }
 
-static void leave_busy(busy_guard g) {
+void ltrainer_leave_busy(ltrainer_busy g) {
     g.lm->busy--;
     g.lt->busy--;
     g.lt->L = g.saved_L;
 }
 
-static icl_status one_step(lua_State *L, lbind_trainer *ut, lbind_model *lm, lbind_task *lt) {
-    busy_guard g = enter_busy(L, lm, lt);
+icl_status ltrainer_step_once(lua_State *L, lbind_trainer *ut, lbind_model *lm, lbind_task *lt) {
+    ltrainer_busy g = ltrainer_enter_busy(L, lm, lt);
     icl_status st = trainer_step(&ut->tr);
-    leave_busy(g);
+    ltrainer_leave_busy(g);
     if (st == ICL_OK) lm->dirty = 1;
     return st;
 }
@@ -234,7 +214,7 @@ static icl_status one_step(lua_State *L, lbind_trainer *ut, lbind_model *lm, lbi
 /* Raise for a failed step (or a run's evaluation): a Ctrl-C that reached
  * the core (through a custom task's fill or an evaluation) reads as one
  * caught between steps, "interrupted at step N". */
-static int fail_step(lua_State *L, const char *where, icl_status st, const lbind_trainer *ut) {
+int ltrainer_fail_step(lua_State *L, const char *where, icl_status st, const lbind_trainer *ut) {
     if (st != ICL_ERR_INTERRUPT) return lbind_fail_core(L, where, st);
     icl_interrupt_clear();
     return luaL_error(L, "%s: interrupted at step %I", where, (lua_Integer)ut->tr.step);
@@ -242,7 +222,7 @@ static int fail_step(lua_State *L, const char *where, icl_status st, const lbind
 
 /* Take ownership of *r as the trainer's last evaluation and add it to the
  * eval history (the oldest entry is dropped when the history is full). */
-static void remember_eval(lbind_trainer *ut, eval_report *r) {
+void ltrainer_remember_eval(lbind_trainer *ut, eval_report *r) {
     if (ut->has_eval) eval_report_free(&ut->last_eval);
     ut->last_eval = *r;
     memset(r, 0, sizeof *r);
@@ -289,6 +269,12 @@ void lbind_set_current_trainer(lua_State *L, int idx) {
     lua_setfield(L, LUA_REGISTRYINDEX, CURRENT_KEY);
 }
 
+double ltrainer_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 /* ---- the TUI's tick hook --------------------------------------------------------- */
 
 void lbind_set_tick(lua_State *L, lbind_tick *t) {
@@ -299,13 +285,13 @@ void lbind_set_tick(lua_State *L, lbind_tick *t) {
 
 /* Between two steps of tr:step / tr:run: the hook, if one is installed
  * and its period has passed (a registry lookup and a clock read otherwise). */
-static void tick(lua_State *L, const lbind_trainer *ut, long target) {
+void ltrainer_tick(lua_State *L, const lbind_trainer *ut, long target) {
     lua_getfield(L, LUA_REGISTRYINDEX, TICK_KEY);
     lbind_tick *k = lua_touserdata(L, -1);
     lua_pop(L, 1);
-    if (!k || !k->fn || now_s() - k->last < k->period) return;
+    if (!k || !k->fn || ltrainer_now() - k->last < k->period) return;
     k->fn(k, L, ut, target);
-    k->last = now_s();
+    k->last = ltrainer_now();
 }
 
 /* ---- icl.trainer{...} ----------------------------------------------------------- */
@@ -373,7 +359,7 @@ static int l_trainer_new(lua_State *L) {
     oc.eps = (float)eps;
     icl_status st = optim_config_validate(&oc);
     if (st) return lbind_fail_core(L, W, st);
-    check_idle(L, lm, lt, W);
+    ltrainer_check_idle(L, lm, lt, W);
     lbind_trainer *ut = push_trainer(L, 2, 3);
     st = trainer_init(&ut->tr, lm->m, lt->t, &oc, B, (uint64_t)seed);
     if (st) return lbind_fail_core(L, W, st); /* ut holds nothing: collected */
@@ -387,300 +373,25 @@ static int l_trainer_new(lua_State *L) {
 static int l_step(lua_State *L) {
     lbind_model *lm;
     lbind_task *lt;
-    lbind_trainer *ut = check_trainer(L, 1, "tr:step", &lm, &lt);
+    lbind_trainer *ut = ltrainer_check(L, 1, "tr:step", &lm, &lt);
     lua_Integer n = 1;
     if (!lua_isnoneornil(L, 2)) {
         int ok = 0;
         n = lua_type(L, 2) == LUA_TNUMBER ? lua_tointegerx(L, 2, &ok) : 0;
         if (!ok || n < 1) return luaL_error(L, "tr:step: n must be an integer >= 1 (got %s)", got(L, 2));
     }
-    check_idle(L, lm, lt, "tr:step");
+    ltrainer_check_idle(L, lm, lt, "tr:step");
     for (lua_Integer i = 0; i < n; i++) {
         if (icl_interrupt_pending()) {
             icl_interrupt_clear();
             return luaL_error(L, "tr:step: interrupted at step %I", (lua_Integer)ut->tr.step);
         }
-        icl_status st = one_step(L, ut, lm, lt);
-        if (st) return fail_step(L, "tr:step", st, ut);
-        if (i + 1 < n) tick(L, ut, ut->tr.step + (long)(n - 1 - i));
+        icl_status st = ltrainer_step_once(L, ut, lm, lt);
+        if (st) return ltrainer_fail_step(L, "tr:step", st, ut);
+        if (i + 1 < n) ltrainer_tick(L, ut, ut->tr.step + (long)(n - 1 - i));
     }
     lua_pushnumber(L, ut->tr.loss);
     return 1;
-}
-
-/* ---- tr:run ---------------------------------------------------------------------- */
-
-/* What a run must release however it ends: a to-be-closed userdata, so a
- * Lua error (a callback's, an interrupt, a failed step) closes the logs and
- * ends the progress line too. */
-typedef struct {
-    FILE *log;         /* train rows */
-    FILE *elog;        /* eval rows: a second file for CSV, == log for JSONL */
-    int progress_open; /* a progress line is on stderr without its newline */
-} run_files;
-
-static int runfiles_close(lua_State *L) {
-    run_files *rf = luaL_checkudata(L, 1, RUNSTATE_MT);
-    if (rf->elog && rf->elog != rf->log) fclose(rf->elog);
-    if (rf->log) fclose(rf->log);
-    rf->log = rf->elog = NULL;
-    if (rf->progress_open) fputc('\n', stderr);
-    rf->progress_open = 0;
-    return 0;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n > k && !strcasecmp(s + n - k, suffix);
-}
-
-/* Open path for appending; [out] *empty says whether it holds nothing yet. */
-static FILE *open_log(lua_State *L, const char *path, int *empty) {
-    FILE *f = fopen(path, "a");
-    if (!f) luaL_error(L, "tr:run: cannot open the log '%s': %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    *empty = ftell(f) == 0;
-    return f;
-}
-
-/* A JSON number, or null where it is not finite. */
-static void json_num(FILE *f, double v) {
-    if (isfinite(v)) fprintf(f, "%.9g", v);
-    else fputs("null", f);
-}
-
-static double curve_mean(const eval_curve *c) {
-    double s = 0;
-    int n = 0;
-    for (int p = 0; p < c->positions; p++)
-        if (isfinite(c->mean[p])) {
-            s += c->mean[p];
-            n++;
-        }
-    return n ? s / n : NAN;
-}
-
-static void log_eval(FILE *f, int jsonl, const eval_report *r, long step, double t) {
-    const char *metric = lbind_metric_name(r->metric);
-    if (!jsonl) {
-        for (int c = 0; c < r->n_curves; c++) {
-            fprintf(f, "%ld,%s,%s,", step, r->names[c], metric);
-            double m = curve_mean(&r->curves[c]);
-            if (isfinite(m)) fprintf(f, "%.9g", m);
-            fprintf(f, ",%.3f\n", t);
-        }
-        return;
-    }
-    fprintf(f, "{\"kind\":\"eval\",\"step\":%ld,\"metric\":\"%s\",\"prompts\":%d,\"time_s\":%.3f,\"curves\":{", step,
-            metric, r->n_prompts, t);
-    for (int c = 0; c < r->n_curves; c++) {
-        const eval_curve *cv = &r->curves[c];
-        fprintf(f, "%s\"%s\":{\"mean\":", c ? "," : "", r->names[c]);
-        json_num(f, curve_mean(cv));
-        fputs(",\"by_position\":[", f);
-        for (int p = 0; p < cv->positions; p++) {
-            if (p) fputc(',', f);
-            json_num(f, cv->mean[p]);
-        }
-        fputs("]}", f);
-    }
-    fputs("}}\n", f);
-}
-
-/* "\r step 1200/5000  loss 0.2312  812 steps/s  ETA 0:05" (\033[K clears
- * what a longer previous line left). */
-static void draw_progress(run_files *rf, long step, long target, double loss, double rate, double eta) {
-    char eta_s[32] = "";
-    if (isfinite(eta) && eta >= 0) {
-        long s = (long)(eta + 0.5);
-        if (s >= 3600) snprintf(eta_s, sizeof eta_s, "  ETA %ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
-        else snprintf(eta_s, sizeof eta_s, "  ETA %ld:%02ld", s / 60, s % 60);
-    }
-    char tgt[32] = "";
-    if (target > 0) snprintf(tgt, sizeof tgt, "/%ld", target);
-    fprintf(stderr, "\r step %ld%s  loss %.4f  %.0f steps/s%s\033[K", step, tgt, loss, rate, eta_s);
-    fflush(stderr);
-    rf->progress_open = 1;
-}
-
-static void clear_progress(run_files *rf) {
-    if (!rf->progress_open) return;
-    fputs("\r\033[K", stderr);
-    fflush(stderr);
-    rf->progress_open = 0;
-}
-
-static const char *const run_fields[] = {"max_steps", "until_loss", "max_time", "every", "callback",
-                                         "log", "eval_every", "progress", NULL};
-
-static int l_run(lua_State *L) {
-    const char *W = "tr:run";
-    lbind_model *lm;
-    lbind_task *lt;
-    lbind_trainer *ut = check_trainer(L, 1, W, &lm, &lt);
-    if (!lua_istable(L, 2))
-        return luaL_error(L, "%s: expects a table of options, e.g. tr:run{ max_steps = 1000 } (got %s)", W,
-                          lbind_typename(L, 2));
-    lua_settop(L, 2);
-    lbind_check_fields(L, 2, W, run_fields);
-    const long max_steps = (long)lbind_field_int(L, 2, W, "max_steps", 0, 1, LUA_MAXINTEGER);
-    const double until_loss = lbind_field_num(L, 2, W, "until_loss", NAN, -HUGE_VAL, HUGE_VAL);
-    const double max_time = lbind_field_num(L, 2, W, "max_time", NAN, 0, HUGE_VAL);
-    if (max_time == 0) return luaL_error(L, "%s: max_time must be a number of seconds > 0 (got 0)", W);
-    const long every = (long)lbind_field_int(L, 2, W, "every", 100, 1, LUA_MAXINTEGER);
-    const long eval_every = (long)lbind_field_int(L, 2, W, "eval_every", 0, 1, LUA_MAXINTEGER);
-    lua_getfield(L, 2, "callback"); /* 3 */
-    if (!lua_isnil(L, 3) && !lua_isfunction(L, 3))
-        return luaL_error(L, "%s: callback must be a function (got %s)", W, lbind_typename(L, 3));
-    const int has_cb = lua_isfunction(L, 3);
-    lua_getfield(L, 2, "log"); /* 4 */
-    if (!lua_isnil(L, 4) && lua_type(L, 4) != LUA_TSTRING)
-        return luaL_error(L, "%s: log must be a file name ending in .csv or .jsonl (got %s)", W, lbind_typename(L, 4));
-    const char *log_path = lua_tostring(L, 4);
-    lua_getfield(L, 2, "progress"); /* 5 */
-    if (!lua_isnil(L, 5) && !lua_isboolean(L, 5))
-        return luaL_error(L, "%s: progress must be true or false (got %s)", W, lbind_typename(L, 5));
-    const int progress = (lua_isnil(L, 5) || lua_toboolean(L, 5)) && isatty(STDERR_FILENO);
-    if (!max_steps && isnan(until_loss) && isnan(max_time) && !has_cb)
-        return luaL_error(L, "%s: give a stopping rule: max_steps, until_loss, max_time or a callback that returns "
-                          "false (Ctrl-C also stops a run)", W);
-    int jsonl = 0;
-    if (log_path) {
-        if (ends_with(log_path, ".jsonl")) jsonl = 1;
-        else if (!ends_with(log_path, ".csv"))
-            return luaL_error(L, "%s: log must end in .csv or .jsonl (got '%s')", W, log_path);
-    }
-    check_idle(L, lm, lt, W);
-
-    /* Everything the run must release lives in this to-be-closed slot. */
-    run_files *rf = lua_newuserdatauv(L, sizeof *rf, 0); /* 6 */
-    memset(rf, 0, sizeof *rf);
-    luaL_setmetatable(L, RUNSTATE_MT);
-    lua_toclose(L, 6);
-    if (log_path) {
-        int empty;
-        rf->log = open_log(L, log_path, &empty);
-        if (!jsonl && empty) fputs("step,loss,grad_norm,lr,time_s\n", rf->log);
-        if (jsonl) {
-            rf->elog = rf->log;
-        } else if (eval_every) {
-            size_t n = strlen(log_path) - 4;
-            lua_pushfstring(L, "%s.eval.csv", lua_pushlstring(L, log_path, n)); /* 7, 8 */
-            rf->elog = open_log(L, lua_tostring(L, -1), &empty);
-            if (empty) fputs("step,curve,metric,mean,time_s\n", rf->elog);
-            lua_settop(L, 6);
-        }
-    }
-    lbind_eval_request ereq;
-    if (eval_every) {
-        lbind_eval_options(L, lua_gettop(L) + 1, W, lt->t, &ereq); /* none: the task's defaults */
-        ereq.o.n_prompts = RUN_EVAL_PROMPTS;
-    }
-
-    const long start = ut->tr.step, target = max_steps ? start + max_steps : 0;
-    const double t0 = now_s();
-    double window[RUN_WINDOW], last_draw = -1;
-    int n_window = 0;
-    long done = 0;
-    const char *reason = NULL;
-    while (!reason) {
-        if (icl_interrupt_pending()) {
-            icl_interrupt_clear();
-            clear_progress(rf);
-            return luaL_error(L, "%s: interrupted at step %I", W, (lua_Integer)ut->tr.step);
-        }
-        icl_status st = one_step(L, ut, lm, lt);
-        if (st) {
-            clear_progress(rf);
-            return fail_step(L, W, st, ut);
-        }
-        done++;
-        window[(done - 1) % RUN_WINDOW] = ut->tr.loss;
-        if (n_window < RUN_WINDOW) n_window++;
-        double mean = 0;
-        for (int i = 0; i < n_window; i++) mean += window[i];
-        mean /= n_window;
-        const double t = now_s() - t0;
-        if (rf->log) {
-            if (jsonl)
-                fprintf(rf->log, "{\"kind\":\"train\",\"step\":%ld,\"loss\":%.9g,\"grad_norm\":%.9g,\"lr\":%.9g,"
-                                 "\"time_s\":%.3f}\n",
-                        ut->tr.step, ut->tr.loss, ut->tr.grad_norm, ut->tr.lr, t);
-            else
-                fprintf(rf->log, "%ld,%.9g,%.9g,%.9g,%.3f\n", ut->tr.step, ut->tr.loss, ut->tr.grad_norm, ut->tr.lr,
-                        t);
-        }
-        if (eval_every && done % eval_every == 0) {
-            eval_report r;
-            busy_guard g = enter_busy(L, lm, lt);
-            st = evaluate(ut->tr.m, ut->tr.t, &ereq.o, &r);
-            leave_busy(g);
-            if (st) {
-                clear_progress(rf);
-                return fail_step(L, W, st, ut);
-            }
-            remember_eval(ut, &r);
-            if (rf->elog) log_eval(rf->elog, jsonl, &ut->last_eval, ut->tr.step, now_s() - t0);
-        }
-        int stop = 0;
-        if (done % every == 0) {
-            if (rf->log) fflush(rf->log);
-            if (rf->elog && rf->elog != rf->log) fflush(rf->elog);
-            if (has_cb) {
-                clear_progress(rf); /* so what the callback prints starts on a clean line */
-                lua_pushvalue(L, 3);
-                lua_pushvalue(L, 1);
-                lua_call(L, 1, 1);
-                stop = lua_isboolean(L, -1) && !lua_toboolean(L, -1);
-                lua_pop(L, 1);
-                /* the callback may have closed the trainer, its model or task */
-                ut = check_trainer(L, 1, W, &lm, &lt);
-                last_draw = -1;
-            }
-        }
-        const double t_now = now_s() - t0;
-        if (stop) reason = "callback";
-        else if (!isnan(until_loss) && n_window == RUN_WINDOW && mean <= until_loss) reason = "until_loss";
-        else if (!isnan(max_time) && t_now >= max_time) reason = "max_time";
-        else if (max_steps && done >= max_steps) reason = "max_steps";
-        if (!reason) tick(L, ut, target);
-        if (progress && (reason || last_draw < 0 || t_now - last_draw >= PROGRESS_PERIOD)) {
-            double rate = done / (t_now > 0 ? t_now : 1e-9), eta = NAN;
-            if (max_steps) eta = (target - ut->tr.step) / rate;
-            if (!isnan(max_time) && (isnan(eta) || max_time - t_now < eta)) eta = max_time - t_now;
-            draw_progress(rf, ut->tr.step, target, mean, rate, eta);
-            last_draw = t_now;
-        }
-    }
-    const double elapsed = now_s() - t0;
-    int bad_log = 0;
-    if (rf->log) bad_log |= fflush(rf->log) != 0 || ferror(rf->log);
-    if (rf->elog && rf->elog != rf->log) bad_log |= fflush(rf->elog) != 0 || ferror(rf->elog);
-    if (bad_log) return luaL_error(L, "%s: writing the log '%s' failed (disk full?)", W, log_path);
-    double mean = 0;
-    for (int i = 0; i < n_window; i++) mean += window[i];
-    lua_createtable(L, 0, 7);
-    lua_pushinteger(L, done);
-    lua_setfield(L, -2, "steps");
-    lua_pushinteger(L, ut->tr.step);
-    lua_setfield(L, -2, "total");
-    lua_pushnumber(L, ut->tr.loss);
-    lua_setfield(L, -2, "loss");
-    lua_pushnumber(L, n_window ? mean / n_window : NAN);
-    lua_setfield(L, -2, "mean_loss");
-    lua_pushstring(L, reason);
-    lua_setfield(L, -2, "reason");
-    lua_pushnumber(L, elapsed);
-    lua_setfield(L, -2, "time_s");
-    lua_pushnumber(L, elapsed > 0 ? done / elapsed : 0);
-    lua_setfield(L, -2, "steps_per_s");
-    return 1; /* slot 6 is closed on return: logs closed, progress line ended */
 }
 
 /* ---- tr:eval, tr:save, icl.resume ------------------------------------------------- */
@@ -688,26 +399,26 @@ static int l_run(lua_State *L) {
 static int l_eval(lua_State *L) {
     lbind_model *lm;
     lbind_task *lt;
-    lbind_trainer *ut = check_trainer(L, 1, "tr:eval", &lm, &lt);
-    check_idle(L, lm, lt, "tr:eval");
+    lbind_trainer *ut = ltrainer_check(L, 1, "tr:eval", &lm, &lt);
+    ltrainer_check_idle(L, lm, lt, "tr:eval");
     lbind_eval_request req;
     lbind_eval_options(L, 2, "tr:eval", lt->t, &req);
     char desc[160];
     task_describe(lt->t, desc, sizeof desc);
     eval_report *r = lbind_push_evalresult(L, desc);
-    busy_guard g = enter_busy(L, lm, lt);
+    ltrainer_busy g = ltrainer_enter_busy(L, lm, lt);
     icl_status st = evaluate(lm->m, lt->t, &req.o, r);
-    leave_busy(g);
+    ltrainer_leave_busy(g);
     if (st) return lbind_fail_core(L, "tr:eval", st);
     eval_report copy;
     if ((st = lbind_eval_report_copy(&copy, r))) return lbind_fail_core(L, "tr:eval", st);
-    remember_eval(ut, &copy);
+    ltrainer_remember_eval(ut, &copy);
     return 1;
 }
 
 static int l_save(lua_State *L) {
     lbind_model *lm;
-    lbind_trainer *ut = check_trainer(L, 1, "tr:save", &lm, NULL);
+    lbind_trainer *ut = ltrainer_check(L, 1, "tr:save", &lm, NULL);
     if (lua_type(L, 2) != LUA_TSTRING)
         return luaL_error(L, "tr:save: path must be a string (got %s)", lbind_typename(L, 2));
     icl_status st = trainer_io_save(&ut->tr, lua_tostring(L, 2));
@@ -799,7 +510,7 @@ static void push_doubles(lua_State *L, const double *v, int n) {
 }
 
 static int l_history(lua_State *L) {
-    lbind_trainer *ut = check_trainer(L, 1, "tr:history", NULL, NULL);
+    lbind_trainer *ut = ltrainer_check(L, 1, "tr:history", NULL, NULL);
     const loss_history *h = &ut->tr.hist;
     lua_createtable(L, 0, 4);
     push_longs(L, h->step, h->n);
@@ -855,7 +566,7 @@ static int l_index(lua_State *L) {
     if (!known) return 0; /* nil, as for any absent field */
     char where[48];
     snprintf(where, sizeof where, "tr.%s", k);
-    check_trainer(L, 1, where, NULL, NULL);
+    ltrainer_check(L, 1, where, NULL, NULL);
     const trainer *tr = &ut->tr;
     if (!strcmp(k, "steps")) lua_pushinteger(L, tr->step);
     else if (!strcmp(k, "loss")) lua_pushnumber(L, tr->loss);
@@ -897,7 +608,7 @@ static int l_newindex(lua_State *L) {
     }
     char where[16];
     snprintf(where, sizeof where, "tr.%s", k);
-    lbind_trainer *ut = check_trainer(L, 1, where, NULL, NULL);
+    lbind_trainer *ut = ltrainer_check(L, 1, where, NULL, NULL);
     double v = lua_type(L, 3) == LUA_TNUMBER ? lua_tonumber(L, 3) : NAN;
     if (!isfinite(v) || v < 0) return luaL_error(L, "%s must be a number >= 0 (got %s)", where, got(L, 3));
     optim_config c = ut->tr.opt.cfg;
@@ -945,7 +656,7 @@ static int l_show(lua_State *L) {
         else lua_pushnil(L);
         return 1;
     }
-    check_trainer(L, 1, "icl.show", NULL, NULL);
+    ltrainer_check(L, 1, "icl.show", NULL, NULL);
     lbind_set_current_trainer(L, 1);
     lua_settop(L, 1);
     return 1;
@@ -969,24 +680,17 @@ static const doc_reg methods[] = {
     {"step", l_step,
      "tr:step(n = 1) -> loss of the last step: n optimiser steps, each on a fresh batch (prompts drawn from the\n"
      "trainer's seed and the step number, so a run is reproducible). Ctrl-C stops at the next step boundary\n"
-     "(\"interrupted at step N\"); a step whose loss or gradient is not finite raises and changes nothing."},
-    {"run", l_run,
-     "tr:run{ max_steps =, until_loss =, max_time = seconds, every = 100, callback = function(tr) ... end,\n"
-     "  log = \"run.csv\" | \"run.jsonl\", eval_every = N, progress = true } -> { steps =, total =, loss =,\n"
-     "  mean_loss =, reason =, time_s =, steps_per_s = }\n"
-     "Trains until a rule fires (reason \"max_steps\", \"until_loss\", \"max_time\" or \"callback\"); at least one is\n"
-     "needed. max_steps counts the steps of this call; until_loss compares the mean loss of the last 10 steps;\n"
-     "every N steps the log is flushed and callback(tr) runs (returning false stops). eval_every = N evaluates on\n"
-     "256 prompts (with the task's baselines) and keeps the report (tr.last_eval, tr:history().eval).\n"
-     "Logs: .csv rows step,loss,grad_norm,lr,time_s (evaluations in <stem>.eval.csv: step,curve,metric,mean,\n"
-     "time_s); .jsonl objects of kind \"train\" and \"eval\". Appended to; an unopenable log fails before any step.\n"
-     "A progress line (step, loss, steps/s, ETA) goes to stderr when it is a terminal and progress ~= false."},
+     "(\"interrupted at step N\"); a step whose loss or gradient is not finite (or whose update would make a\n"
+     "weight NaN/Inf) raises, naming the step and the first block where it appeared, and changes nothing."},
+    {"run", ltrainer_run, ltrainer_run_doc},
     {"eval", l_eval,
      "tr:eval{ prompts =, seed =, baselines =, metric = } -> e: icl.eval(tr.model, tr.task, opts), also kept as\n"
      "tr.last_eval for the panels and added to tr:history().eval."},
     {"save", l_save,
      "tr:save(path) -> path: a checkpoint (safetensors) with the weights, the optimizer's moments and config, the\n"
-     "step, seed, batch and task spec; icl.resume(path) continues it bit for bit. Clears the model's unsaved mark."},
+     "step, seed, batch and task spec; icl.resume(path) continues it bit for bit. Clears the model's unsaved mark.\n"
+     "Atomic: a failed save (disk full, missing or read-only folder) or a kill leaves any previous file at path\n"
+     "as it was; the error names the path and the reason, and the trainer is unchanged."},
     {"history", l_history,
      "tr:history() -> { step = {...}, loss = {...}, stride =, eval = { step = {...}, value = {...} } }: the loss\n"
      "history (entries average `stride` steps once a long run filled it) and the mean model metric of each\n"
@@ -997,12 +701,7 @@ static const doc_reg methods[] = {
 
 void lbind_open_trainer(lua_State *L) {
     int icl = lua_gettop(L);
-    luaL_newmetatable(L, RUNSTATE_MT);
-    lua_pushcfunction(L, runfiles_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushcfunction(L, runfiles_close);
-    lua_setfield(L, -2, "__gc");
-    lua_settop(L, icl);
+    ltrainer_open_run(L);
 
     luaL_newmetatable(L, LBIND_TRAINER_MT);
     int mt = lua_gettop(L);

@@ -1,19 +1,22 @@
 /*
- * trainer.c - one model, one task, one optimiser (see trainer.h).
+ * trainer.c - one model, one task, one optimiser (see trainer.h): the
+ * step, its refusal of non-finite numbers, and the loss history.
  */
 #include "train/trainer.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/loss.h"
 #include "core/prof.h"
+#include "nn/model_check.h"
 
 static icl_status check_fit(const model *m, const task *t) {
     const model_spec *s = &m->spec;
     int d = task_d(t), O = task_out(t), V = task_vocab(t), T = task_T_max(t);
-    char desc[160];
+    char desc[512];
     task_describe(t, desc, sizeof desc);
     if (V > 0) {
         if (s->vocab != V)
@@ -98,15 +101,102 @@ static void hist_push(loss_history *h, double loss, long step) {
     h->pending = 0;
 }
 
-/* Which block first shows a non-finite gradient, going from the read-out
- * back to the read-in (the order backward visits them). */
-static int first_bad_block(const model *m) {
-    for (int k = m->n_tensors - 1; k >= 0; k--) {
-        const param_tensor *t = &m->table[k];
-        for (size_t i = 0; i < t->numel; i++)
-            if (!isfinite(m->grads[t->offset + i])) return t->block;
+/* ---- non-finite steps -------------------------------------------------------
+ * A step is refused, before anything is written, when (1) its loss is not
+ * finite, (2) its gradient is not, or (3) the Adam update computed from a
+ * finite gradient would leave a parameter or a moment NaN/Inf (a huge
+ * gradient or learning rate: with beta2 = 0.999, (1 - beta2) g^2 overflows
+ * float for unclipped |g| above ~6e20). Case 3 is
+ * found by computing the update once without storing it (update_check), so
+ * no copy of the parameters and moments is needed to undo anything. */
+
+/* Why the loss of the batch in tr->b is not finite: the first stage of the
+ * forward that went non-finite, else the targets, else the loss itself. */
+static icl_status fail_loss(const trainer *tr, double loss) {
+    const model *m = tr->m;
+    const batch *b = &tr->b;
+    char where[256];
+    model_fault f;
+    if (model_check_forward(m, &f)) {
+        model_fault_describe(m, &f, where, sizeof where);
+    } else {
+        snprintf(where, sizeof where, "the loss itself: every activation and prediction is finite");
+        const size_t N = (size_t)b->B * b->T;
+        for (size_t i = 0; i < N; i++) {
+            int bad = !isfinite(b->mask[i]);
+            for (int o = 0; o < b->O && !bad && b->loss != LOSS_CE; o++) bad = !isfinite(b->y[i * b->O + o]);
+            if (bad) {
+                snprintf(where, sizeof where, "the task's targets (prompt %d, position %d is not finite)",
+                         (int)(i / (size_t)b->T), (int)(i % (size_t)b->T));
+                break;
+            }
+        }
     }
-    return -2;
+    return icl_fail(ICL_ERR_NUMERIC, "step %ld: the loss is %s; nothing was updated (first non-finite: %s)",
+                    tr->step + 1, isnan(loss) ? "NaN" : "Inf", where);
+}
+
+/* The gradient norm is not finite: name the first tensor holding a NaN/Inf
+ * gradient, going from the read-out back to the read-in (the order backward
+ * visits them, so the first one found is where it appeared). */
+static icl_status fail_grad(const trainer *tr) {
+    const model *m = tr->m;
+    const param_tensor *p = model_first_nonfinite(m, m->grads, 1, NULL);
+    char place[96] = "an unknown tensor";
+    if (p) model_tensor_place(m, p, place, sizeof place);
+    return icl_fail(ICL_ERR_NUMERIC, "step %ld: the gradient became non-finite, first in %s (%s); nothing was updated",
+                    tr->step + 1, place, p ? p->name : "?");
+}
+
+/* Compute the update optim_step is about to make, element for element
+ * exactly as optim.c does (same float expressions, same order: -std=c11
+ * does not contract them into FMAs), without storing it. Returns the first
+ * flat index whose new parameter or moment would not be finite, or n. */
+static size_t update_check(const optim *o, const float *params, const float *grads, double norm) {
+    const optim_config *c = &o->cfg;
+    const size_t n = o->n;
+    float gscale = 1.0f;
+    if (c->clip > 0 && norm > c->clip) gscale = (float)(c->clip / (norm + 1e-6));
+    const long t = o->t + 1;
+    const float b1 = c->beta1, b2 = c->beta2, eps = c->eps, wd = c->weight_decay;
+    const float bc1 = (float)(1.0 - pow(b1, (double)t)), bc2 = (float)(1.0 - pow(b2, (double)t));
+    const float flr = (float)optim_lr_at(c, o->t);
+    const int decoupled = c->decoupled;
+    const float *p = params, *g = grads, *m = o->m, *v = o->v;
+    size_t first = n;
+#pragma omp parallel for schedule(static) reduction(min : first) if (n > (1u << 16))
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * gscale;
+        if (wd > 0 && !decoupled) gi += wd * p[i];
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        float mhat = mi / bc1, vhat = vi / bc2;
+        float pi = p[i];
+        if (wd > 0 && decoupled) pi -= flr * wd * pi;
+        pi -= flr * mhat / (sqrtf(vhat) + eps);
+        if (!(isfinite(mi) && isfinite(vi) && isfinite(pi)) && i < first) first = i;
+    }
+    return first;
+}
+
+static icl_status fail_update(const trainer *tr, size_t i, double norm) {
+    const model *m = tr->m;
+    const optim *o = &tr->opt;
+    const param_tensor *p = model_tensor_at(m, i);
+    char place[96] = "?";
+    if (p) model_tensor_place(m, p, place, sizeof place);
+    const char *name = p ? p->name : "?";
+    size_t k = p ? i - p->offset : i;
+    if (!isfinite(m->params[i]) || !isfinite(o->m[i]) || !isfinite(o->v[i]))
+        return icl_fail(ICL_ERR_NUMERIC,
+                        "step %ld: %s[%zu] in %s is already %s before the update (set from outside?); nothing was "
+                        "updated",
+                        tr->step + 1, name, k, place, !isfinite(m->params[i]) ? "a non-finite parameter"
+                                                                             : "non-finite in Adam's moments");
+    return icl_fail(ICL_ERR_NUMERIC,
+                    "step %ld: the update would make %s[%zu] in %s non-finite (gradient %.3g, gradient norm %.3g, lr "
+                    "%.3g: lower the learning rate or clip the gradient); nothing was updated",
+                    tr->step + 1, name, k, place, (double)m->grads[i], norm, optim_lr_at(&o->cfg, o->t));
 }
 
 icl_status trainer_step(trainer *tr) {
@@ -121,9 +211,7 @@ icl_status trainer_step(trainer *tr) {
     if (st) return st;
     t0 = prof_start();
     double loss = trainer_loss_of(b, m->out, O);
-    if (!isfinite(loss))
-        return icl_fail(ICL_ERR_NUMERIC, "step %ld: the loss is %s; nothing was updated", tr->step + 1,
-                        isnan(loss) ? "NaN" : "Inf");
+    if (!isfinite(loss)) return fail_loss(tr, loss);
     const int N = B * b->T;
     memset(tr->dout, 0, sizeof(float) * (size_t)N * O);
     switch (b->loss) {
@@ -136,19 +224,21 @@ icl_status trainer_step(trainer *tr) {
     st = model_backward(m, tr->dout);
     if (st) return st;
     t0 = prof_start();
+    /* every check before the first write: a refused step leaves the
+     * parameters, moments, counters and curriculum exactly as they were */
+    const double norm = optim_grad_norm(m->grads, m->n_params);
+    if (!isfinite(norm)) {
+        prof_stop(PROF_OPTIM, t0);
+        return fail_grad(tr);
+    }
+    const size_t bad = update_check(&tr->opt, m->params, m->grads, norm);
+    if (bad < m->n_params) {
+        prof_stop(PROF_OPTIM, t0);
+        return fail_update(tr, bad, norm);
+    }
     st = optim_step(&tr->opt, m->params, m->grads);
     prof_stop(PROF_OPTIM, t0);
-    if (st == ICL_ERR_NUMERIC) {
-        int blk = first_bad_block(m);
-        if (blk >= 0)
-            return icl_fail(ICL_ERR_NUMERIC,
-                            "step %ld: the gradient became non-finite, first in block %d (%s); nothing was updated",
-                            tr->step + 1, blk, block_kind_name(m->spec.blocks[blk]));
-        return icl_fail(ICL_ERR_NUMERIC,
-                        "step %ld: the gradient became non-finite in the read-out/read-in; nothing was updated",
-                        tr->step + 1);
-    }
-    if (st) return st;
+    if (st) return st; /* not reached: optim_step fails only on a non-finite norm */
     task_curriculum_step(tr->t);
     tr->step++;
     tr->loss = loss;

@@ -5,10 +5,15 @@
  * Data are a pure function of (seed, step): step s trains on prompts from
  * streams s*B .. s*B + B-1 of the task sampler, so a run resumed from a
  * checkpoint at step s sees exactly the batches it would have seen.
- * A step whose loss or gradient is not finite changes nothing (parameters,
- * moments, step counter and curriculum stay as before) and returns
- * ICL_ERR_NUMERIC with a message naming the step and the first block
- * (from the read-out down) whose gradient went non-finite.
+ * A step whose loss or gradient is not finite, or whose Adam update would
+ * leave a parameter or moment NaN/Inf, changes nothing (parameters, moments,
+ * Adam's update count, step counter, history and curriculum stay bit for
+ * bit as before: every check runs before the first write) and returns
+ * ICL_ERR_NUMERIC with a message naming the step and where it appeared:
+ * for a loss, the first stage of the forward holding a NaN/Inf (the input
+ * at the read-in, block i's output, the final norm, the read-out; else the
+ * task's targets); for a gradient, the first block from the read-out back
+ * (nn/model_check.h); for an update, the parameter tensor and element.
  * The trainer does not own the model or the task; it owns its batch,
  * optimiser state, output-gradient buffer and history.
  */
@@ -53,7 +58,7 @@ typedef struct {
  * and allocates everything the step needs. */
 icl_status trainer_init(trainer *tr, model *m, task *t, const optim_config *oc, int B, uint64_t seed);
 void trainer_free(trainer *tr);
-/* One step (no allocation). */
+/* One step (no allocation); ICL_ERR_NUMERIC as above. */
 icl_status trainer_step(trainer *tr);
 /* The loss of one batch without updating anything (e.g. for evaluation). */
 icl_status trainer_batch_loss(trainer *tr, uint64_t seed, uint64_t stream0, double *loss);
