@@ -8,7 +8,7 @@
  * `#pragma omp simd` loop of it into SIMD code. It is exact to about 2 ulp
  * over the normal float range (tests/core/test_fastmath.c measures it),
  * returns 0 below -87.34 (where exp is subnormal: flushed, like FTZ hardware)
- * and saturates above 88 at exp(88). Deterministic: no libm, no FMA contraction under -std=c11.
+ * saturates above 88 at exp(88) and keeps NaN a NaN. Deterministic: no libm, no FMA contraction under -std=c11.
  * fm_logf, fm_sigmoidf and fm_softplusf are built the same way for the
  * elementwise activations (act.c) and the Mamba gate.
  */
@@ -20,8 +20,11 @@
 #include <string.h>
 
 static inline __attribute__((always_inline)) float fm_expf(float xin) {
-    float x = xin < -87.33654f ? -87.33654f : xin;
-    x = x > 88.0f ? 88.0f : x;
+    /* clamped so that NaN becomes a finite x too: converting NaN to int
+     * below would be undefined behaviour (UBSan stops there); NaN is
+     * returned as NaN at the end */
+    float x = xin > -87.33654f ? xin : -87.33654f;
+    x = x < 88.0f ? x : 88.0f;
     /* k = round(x / ln 2) by the 1.5 * 2^23 trick (exact for |k| < 2^22) */
     float k = x * 1.44269504088896341f;
     k = (k + 12582912.0f) - 12582912.0f;
@@ -39,7 +42,7 @@ static inline __attribute__((always_inline)) float fm_expf(float xin) {
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     /* below FLT_MIN's log the true result is subnormal or 0: flush to 0 */
-    return xin < -87.33654f ? 0.0f : p * scale;
+    return xin < -87.33654f ? 0.0f : xin == xin ? p * scale : xin;
 }
 
 /* Natural log of a positive normal float (Cephes' logf: x = m 2^e with m in

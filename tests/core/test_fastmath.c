@@ -32,6 +32,12 @@ static void test_clamps(void) {
     CHECK(isfinite(fm_expf(1000.0f)) && fm_expf(1000.0f) > 1e38f, "very positive saturates finite, got %g",
           fm_expf(1000.0f));
     CHECK(fm_expf(-INFINITY) == 0.0f, "-inf -> 0");
+    CHECK(fm_expf(INFINITY) == fm_expf(88.0f), "+inf saturates like 88, got %g", fm_expf(INFINITY));
+    /* a NaN must come out as a NaN (a step with NaN activations is then
+     * refused), and without converting NaN to an int on the way (UB) */
+    volatile float nan_in = NAN;
+    CHECK(isnan(fm_expf(nan_in)), "NaN -> NaN, got %g", fm_expf(nan_in));
+    CHECK(isnan(fm_sigmoidf(nan_in)) && isnan(fm_softplusf(nan_in)), "sigmoid and softplus keep NaN");
 }
 
 static void test_monotone(void) {
