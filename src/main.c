@@ -278,6 +278,7 @@ int main(int argc, char **argv) {
     main_ctx c = {argc, argv, MODE_REPL, 0, 0};
     int early = parse_mode(&c);
     if (early >= 0) return early;
+    if (c.mode == MODE_RUN || c.mode == MODE_EXEC) icl_interrupt_install(); /* Ctrl-C between calls is kept */
     lua_State *L = lalloc_newstate(lua_limit);
     if (!L) {
         fprintf(stderr, "iclplay: cannot create the Lua state (out of memory)\n");

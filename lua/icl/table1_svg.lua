@@ -2,11 +2,18 @@
 -- text (axes with ticks, series, bands, level lines, legend), Okabe-Ito
 -- colours chosen by the caller. chart(c) returns the document as a string.
 -- Split from table1.lua to keep each file to one job.
+local U = require("icl.table1_util")
+
 local M = {}
 
 local LEVEL_COLOR = "#999999"
 local SPAN_COLOR = "#f0f0f0"
 local function isnan(v) return v ~= v end
+
+-- Tick labels of 1,000 and more. (When this file was split from table1.lua
+-- it called an undefined global here, which crashed every chart whose axis
+-- reached 1,000 steps: every full run, and the Ctrl-C test's 100,000-step run.)
+local thousands = U.thousands
 
 local function esc(s) return (tostring(s):gsub("&", "&amp;"):gsub("<", "&lt;"):gsub(">", "&gt;")) end
 

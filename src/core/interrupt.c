@@ -24,6 +24,20 @@ int icl_terminate_pending(void) { return (int)term_sig; }
 
 static void on_terminate(int sig) { icl_terminate_request(sig); }
 
+static void on_interrupt(int sig) {
+    (void)sig;
+    icl_interrupt_request();
+}
+
+int icl_interrupt_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;
+    return sigaction(SIGINT, &sa, NULL) == 0 ? 0 : -1;
+}
+
 int icl_terminate_install(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

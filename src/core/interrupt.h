@@ -14,6 +14,10 @@
 void icl_interrupt_request(void);
 int icl_interrupt_pending(void);
 void icl_interrupt_clear(void);
+/* A flag-only SIGINT handler for headless runs, so a Ctrl-C between two
+ * Lua calls is kept (the REPL's call wrapper then stops the next call at
+ * once) instead of killing the process or being ignored. 0 on success. */
+int icl_interrupt_install(void);
 
 /* SIGTERM and SIGHUP (and a Ctrl-C that ends a headless script): the
  * process should end soon and cleanly. icl_terminate_install() sets

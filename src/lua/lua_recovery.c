@@ -2,7 +2,8 @@
  * lua_recovery.c - the recovery checkpoint: when the process ends on a
  * signal (SIGTERM, SIGHUP, or a Ctrl-C that ends a headless script), every
  * model with unsaved training is written to the recovery folder; the next
- * start says so, and icl.recover() loads them.
+ * start says so, and icl.recover() loads them. icl.terminating() tells a
+ * script that catches the interruption that the process is ending.
  *
  *   folder   $ICLPLAY_RECOVERY, else $XDG_STATE_HOME/iclplay/recovery, else
  *            $HOME/.local/state/iclplay/recovery (created when needed)
@@ -28,6 +29,7 @@
 
 #include <lauxlib.h>
 
+#include "core/interrupt.h"
 #include "lua/lbind.h"
 #include "nn/checkpoint.h"
 
@@ -240,6 +242,16 @@ static int l_recover(lua_State *L) {
     return 1;
 }
 
+/* icl.terminating() -> signal number or nil: a SIGTERM or SIGHUP arrived and
+ * the process is ending (every step from now on is refused); scripts that
+ * catch the interruption exit with 128 + it. */
+static int l_terminating(lua_State *L) {
+    int sig = icl_terminate_pending();
+    if (sig) lua_pushinteger(L, sig);
+    else lua_pushnil(L);
+    return 1;
+}
+
 void lbind_open_recovery(lua_State *L) {
     lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     if (lua_getfield(L, -1, "icl") == LUA_TTABLE) {
@@ -251,6 +263,12 @@ void lbind_open_recovery(lua_State *L) {
                      "them. Folder: $ICLPLAY_RECOVERY, else $XDG_STATE_HOME/iclplay/recovery, else\n"
                      "~/.local/state/iclplay/recovery.");
         lua_setfield(L, -2, "recover");
+        lua_pushcfunction(L, l_terminating);
+        lbind_setdoc(L, lua_gettop(L), "icl.terminating",
+                     "icl.terminating() -> signal number or nil: a SIGTERM (15) or SIGHUP (1) arrived and the process\n"
+                     "is ending; every training step is refused from then on. A script that catches the interruption\n"
+                     "should os.exit(128 + it).");
+        lua_setfield(L, -2, "terminating");
     }
     lua_pop(L, 2);
 }

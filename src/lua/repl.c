@@ -115,6 +115,9 @@ int repl_docall(lua_State *L, int narg, int nres) {
     static const int sigs[3] = {SIGINT, SIGTERM, SIGHUP};
     int have_old[3];
     for (int i = 0; i < 3; i++) have_old[i] = sigaction(sigs[i], &sa, &old[i]) == 0;
+    /* a signal that came between two calls (main's flag-only handlers) stops
+     * this one at its first instruction */
+    if (icl_interrupt_pending()) on_sigint_running(icl_terminate_pending() ? icl_terminate_pending() : SIGINT);
     int status;
     if (icl_terminate_pending()) { /* no new command once the process is ending */
         lua_settop(L, base);
