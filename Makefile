@@ -118,7 +118,7 @@ ifeq ($(MODE),asan)
 	@rm -rf $(SAN_LOG) && mkdir -p $(SAN_LOG)
 	@ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:log_path=$(SAN_LOG)/asan:log_exe_name=1 \
 	 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(SAN_LOG)/ubsan \
-	 OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} BUILD=$(BUILD) EXE=./$(EXE) \
+	 OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} BUILD=$(BUILD) EXE=./$(EXE) ICLPLAY_TEST_SANITIZED=1 \
 	 tests/run.sh $(TEST_BIN) $(LUA_TESTS); rc=$$?; \
 	 if ls $(SAN_LOG)/* >/dev/null 2>&1; then echo "# sanitizer reports:"; cat $(SAN_LOG)/*; exit 1; fi; exit $$rc
 else

@@ -148,38 +148,51 @@ if wait_for "interrupted at step" 20 && wait_for "│ prompt" 5; then ok "Ctrl-C
 else bad "Ctrl-C stops the run and returns to the prompt"; fi
 
 # ---- one long step: frames keep coming while it runs (core/tick.h) -----------------------------------
-# A medium Mamba (d_model 128, 8 layers, 40 examples, batch 64) takes 0.5-2 s
-# per step. Between its blocks the TUI draws frozen frames: the longest gap
-# between two frames must stay well under one step (a fifth of the two-step
-# run), and frames must keep coming at 4/s or more (the TUI aims at 20/s;
-# 4/s leaves room for a loaded machine; without the tick it would be about 1
-# per step). Also checked: during F5 training, typing edits the prompt at
-# once and Enter runs the line when the step is over.
+# A medium Mamba (d_model 128, 8 layers, 40 examples) takes 0.5-2 s per step
+# at batch 64. Between its blocks the TUI draws frozen frames, so over a
+# two-step run there are several frames per step and the longest gap between
+# two frames is well under one step (under a fifth of the run); without the
+# tick there would be about one frame per step and a gap of a whole step.
+# Both criteria hold at any machine speed. Then, at batch 256 (steps of
+# seconds), typing during F5 training shows at the prompt while the status
+# line still shows the same step, and Enter runs the line after the step.
 
-type_line 'mm = icl.model{ arch = "mamba", n_dims = 10, d_model = 128, n_layer = 8 }; mt = icl.task{ "linear_regression", n_dims = 10, n_points = 40 }; mtr = icl.trainer{ model = mm, task = mt }; mtr:step(1)'
-wait_for "│ prompt" 60
+# Under a sanitizer (make test's second pass) every step is 3-10x slower:
+# a smaller model there keeps the same step times and the same checks.
+if [ -n "$ICLPLAY_TEST_SANITIZED" ]; then size="d_model = 64, n_layer = 4"; big=64
+else size="d_model = 128, n_layer = 8"; big=256; fi
+type_line 'mm = icl.model{ arch = "mamba", n_dims = 10, '"$size"' }; mt = icl.task{ "linear_regression", n_dims = 10, n_points = 40 }; mtr = icl.trainer{ model = mm, task = mt }; mtr:step(1)'
+wait_for "│ prompt" 120
 type_line 'icl.tui.stats(true); r = mtr:run{ max_steps = 3 }; s = icl.tui.stats(); print(string.format("long step: %d frames in %.2f s, max gap %.3f s", s.frames, r.time_s, s.max_gap))'
-if wait_for "long step:" 60; then
+if wait_for "long step:" 300; then
     line=$(screen | grep -F "long step:" | tail -1)
-    if echo "$line" | awk '{ f = $3; t = $6; g = $10; exit !(t > 0 && f >= 4 * t && g < 0.2 * t) }'; then
+    if echo "$line" | awk '{ f = $3; t = $6; g = $10; exit !(t > 0 && f >= 3 * 2 && g < 0.2 * t) }'; then
         ok "frames keep coming during long steps ($line)"
     else bad "frames keep coming during long steps ($line)"; fi
 else bad "frames keep coming during long steps (no report)"; fi
 wait_for "│ prompt" 10
-type_line 'icl.show(mtr)'
+type_line 'mtr2 = icl.trainer{ model = mm, task = mt, batch = '"$big"' }; icl.show(mtr2)'
+wait_for "│ prompt" 10
 keys F5
 wait_for "running │" 10
-sleep 1
-$T send-keys -t tui -l 'print("typed during " .. "the step")'
-sleep 0.4
-if screen | grep -F '> print("typed during " .. "the step")' | grep -qv "^typed"; then
-    ok "typing during F5 training of a long-step model shows at the prompt at once"
-else bad "typing during F5 training of a long-step model shows at the prompt at once"; fi
+wait_step_above 0 600 >/dev/null
+attempt=0; shown=0
+while [ $attempt -lt 3 ] && [ $shown -eq 0 ]; do
+    attempt=$((attempt + 1))
+    sa=$(step_now)
+    $T send-keys -t tui -l 'print("typed during " .. "the step")'
+    if wait_for '> print("typed during " .. "the step")' 5; then
+        sb=$(step_now)
+        if [ "$sa" = "$sb" ]; then shown=1; else keys C-u; fi
+    else keys C-u; fi
+done
+if [ $shown -eq 1 ]; then ok "typing during F5 training shows at the prompt within the same long step (step $sa)"
+else bad "typing during F5 training shows at the prompt within the same long step"; fi
 keys Enter
-if wait_for "typed during the step" 30; then ok "the line typed during the step ran after it"
+if wait_for "typed during the step" 600; then ok "the line typed during the step ran after it"
 else bad "the line typed during the step ran after it"; fi
 keys F5
-wait_for "paused │" 30
+wait_for "paused │" 600
 type_line 'icl.show(tr)'
 wait_for "│ prompt" 10
 
