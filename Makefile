@@ -112,17 +112,20 @@ test-bins: $(TEST_BIN) $(EXE)
 # Sanitizer reports go to files (log_path) as well as failing the process,
 # because a report inside the TUI under tmux has no exit status to fail:
 # any file there fails the suite.
+# JOBS tests run at a time (tests/run.sh); the slow ones (tmux, Table 1's
+# pipeline) mostly wait, so two share the two cores well.
+JOBS ?= 2
 SAN_LOG := $(CURDIR)/build/asan/reports
 test-suite: test-bins
 ifeq ($(MODE),asan)
 	@rm -rf $(SAN_LOG) && mkdir -p $(SAN_LOG)
 	@ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:log_path=$(SAN_LOG)/asan:log_exe_name=1 \
 	 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(SAN_LOG)/ubsan \
-	 OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} BUILD=$(BUILD) EXE=./$(EXE) ICLPLAY_TEST_SANITIZED=1 \
+	 OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} BUILD=$(BUILD) EXE=./$(EXE) JOBS=$(JOBS) ICLPLAY_TEST_SANITIZED=1 \
 	 tests/run.sh $(TEST_BIN) $(LUA_TESTS); rc=$$?; \
 	 if ls $(SAN_LOG)/* >/dev/null 2>&1; then echo "# sanitizer reports:"; cat $(SAN_LOG)/*; exit 1; fi; exit $$rc
 else
-	@OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} BUILD=$(BUILD) EXE=./$(EXE) tests/run.sh $(TEST_BIN) $(LUA_TESTS)
+	@OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} BUILD=$(BUILD) EXE=./$(EXE) JOBS=$(JOBS) tests/run.sh $(TEST_BIN) $(LUA_TESTS)
 endif
 
 test-release: test-suite
