@@ -149,6 +149,8 @@ icl_status model_spec_validate(const model_spec *s) {
     if (s->d_model < 1) return icl_fail(ICL_ERR_ARG, "model %s: d_model must be >= 1", a);
     if (s->n_dims < 1 && s->vocab == 0) return icl_fail(ICL_ERR_ARG, "model %s: n_dims must be >= 1", a);
     if (s->n_out < 1) return icl_fail(ICL_ERR_ARG, "model %s: n_out must be >= 1", a);
+    if (!(s->pos_std >= 0) || !isfinite(s->pos_std))
+        return icl_fail(ICL_ERR_ARG, "model %s: pos_std must be a finite number >= 0 (got %g)", a, (double)s->pos_std);
     int has_attn = 0, has_s4 = 0;
     for (int i = 0; i < s->n_blocks; i++) {
         has_attn |= s->blocks[i] == BLOCK_ATTN;
@@ -229,7 +231,9 @@ icl_status model_spec_from_json(model_spec *s, const char *text) {
     }
     double pos_std = 0;
     int64_t seed = 0;
-    if (!st && (st = json_as_double(json_get(root, "pos_std"), &pos_std)) == ICL_OK) s->pos_std = (float)pos_std;
+    /* through model_spec_set, so a huge number (inf after parsing) is refused like any bad value */
+    if (!st && (st = json_as_double(json_get(root, "pos_std"), &pos_std)) == ICL_OK)
+        st = model_spec_set(s, "pos_std", pos_std);
     if (!st && (st = json_as_int64(json_get(root, "seed"), 0, INT64_MAX, &seed)) == ICL_OK) s->seed = (uint64_t)seed;
     const json_value *bl = json_get(root, "blocks");
     if (!st) {

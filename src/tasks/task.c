@@ -111,7 +111,7 @@ static const opt_info opts[] = {
     OPT_I(seq_len, 4, 1 << 20, BIT(TASK_TOKEN_MQAR)),
     OPT_D(power_a, 1, 0, 100, BIT(TASK_TOKEN_MQAR)),
     OPT_I(random_non_queries, 0, 1, BIT(TASK_TOKEN_MQAR)),
-    OPT_D(norm, 1, 0, 1e12, BIT(TASK_CUSTOM)),
+    OPT_D(norm, 0, 1e-12, 1e12, BIT(TASK_CUSTOM)), /* scores are error / norm in float */
     OPT_I(dims_start, 0, 65536, CURR), /* 0 = n_dims */
     OPT_I(dims_end, 0, 65536, CURR),
     OPT_I(dims_inc, 1, 65536, CURR),
@@ -474,8 +474,9 @@ icl_status task_spec_validate(const task_spec *s) {
             return icl_fail(ICL_ERR_ARG, "task %s: power_a (%g) must be in (0, 100]", nm, s->power_a);
         break;
     case TASK_CUSTOM:
-        if (!(s->norm > 0 && s->norm <= 1e12))
-            return icl_fail(ICL_ERR_ARG, "task %s: norm (%g) must be in (0, 1e12]", nm, s->norm);
+        /* not too small either: scores are error / norm in float (fuzzing found 1e-307 giving inf) */
+        if (!(s->norm >= 1e-12 && s->norm <= 1e12))
+            return icl_fail(ICL_ERR_ARG, "task %s: norm (%g) must be in [1e-12, 1e12]", nm, s->norm);
         break;
     default: break;
     }
@@ -578,8 +579,13 @@ int task_examples(const task *t) {
 
 /* After `steps` updates: each multiple of interval adds inc, capped at end
  * (min(min(v + inc, end) + inc, end) = min(v + 2 inc, end), so a closed form). */
+/* start + inc * (steps / interval), capped at end; inc >= 1 (validated).
+ * Saturates before multiplying: a resumed step count can be as large as a
+ * checkpoint says (fuzzing found inc * k overflowing into a negative d_cur). */
 static int sched_at(sched c, long long steps) {
-    long long v = (long long)c.start + (long long)c.inc * (steps / c.interval);
+    long long k = steps / c.interval, room = (long long)c.end - c.start;
+    if (room <= 0 || k >= room / c.inc + 1) return c.end;
+    long long v = (long long)c.start + (long long)c.inc * k;
     return v > c.end ? c.end : (int)v;
 }
 

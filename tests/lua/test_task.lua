@@ -156,7 +156,7 @@ T.test("constructor errors name the option", function()
   T.check_error(function() icl.task{ "linear_regression", fill = print } end, "fill is only for custom tasks", "fill")
   T.check_error(function() icl.task{ "custom", n_dims = 2 } end, "custom needs fill = function(p)", "custom without fill")
   T.check_error(function() icl.task{ "custom", fill = 3 } end, "custom needs fill = function(p)", "fill type")
-  T.check_error(function() icl.task{ "custom", fill = print, norm = 0 } end, "norm must be in (0", "custom norm")
+  T.check_error(function() icl.task{ "custom", fill = print, norm = 0 } end, "norm must be in [1e-12", "custom norm")
   T.check_error(function() icl.task{ "linear_regression", 5, 6 } end, "unexpected positional value", "positional")
 end)
 
