@@ -18,27 +18,10 @@
 #   EXE=./iclplay sh tests/lua/test_table1.sh
 #
 # Prints one line per test and "N passed, N failed"; exits 1 on failure.
-EXE=${EXE:-./iclplay}
-case "$EXE" in /*) ;; *) EXE="$PWD/$EXE" ;; esac
+. tests/testlib.sh
+test_begin table1
 SCRIPT=lua/experiments/table1.lua
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/iclplay-test-table1.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-passed=0
-failed=0
 t0=$(date +%s)
-
-ok() { passed=$((passed + 1)); echo "ok      $1"; }
-bad() {
-    failed=$((failed + 1))
-    echo "not ok  $1"
-    [ -n "$2" ] && printf '%s\n' "$2" | sed 's/^/  | /'
-    return 0
-}
-check() { # check NAME COMMAND...: ok when the command succeeds
-    name=$1
-    shift
-    if "$@" >"$tmp/check.out" 2>&1; then ok "$name"; else bad "$name" "$(head -20 "$tmp/check.out")"; fi
-}
 
 # The rows: key | title | setting (the issue's), and how many columns they use.
 ROWS='linear|Linear regression|d 5, 20 points|3
@@ -333,5 +316,4 @@ else
 fi
 
 echo "# test_table1.sh took $(($(date +%s) - t0)) s"
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+test_end

@@ -21,69 +21,20 @@
 # - TERM=dumb gives the plain REPL (no escape codes) that still evaluates;
 # - stdout not a terminal (a pipe): lines from stdin are run, results printed.
 # Prints one line per test and "N passed, N failed"; exits 1 on failure.
-EXE=${EXE:-./iclplay}
-case "$EXE" in /*) ;; *) EXE="$PWD/$EXE" ;; esac
-passed=0
-failed=0
-if ! command -v tmux >/dev/null 2>&1; then
-    echo "skip    tmux is not installed (scripts/install-deps.sh installs it)"
-    echo "0 passed, 0 failed"
-    exit 0
-fi
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/iclplay-test-signals.XXXXXX") || exit 1
+. tests/testlib.sh
+test_begin signals
+if ! have_tmux; then test_end; exit 0; fi
 REC="$tmp/recovery"
-nstart=0
-T="tmux -L iclplay-sig-$$-0 -f /dev/null"
-sockdir="${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)"
-cleanup() {
-    $T kill-server >/dev/null 2>&1
-    i=0
-    while [ $i -le $nstart ]; do rm -f "$sockdir/iclplay-sig-$$-$i"; i=$((i + 1)); done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
 
-ok() { passed=$((passed + 1)); echo "ok      $1"; }
-bad() {
-    failed=$((failed + 1))
-    echo "not ok  $1"
-    [ -n "$2" ] && printf '%s\n' "$2" | sed 's/^/  | /'
-    return 0
-}
-screen() { $T capture-pane -p -t sig 2>/dev/null; }
-wait_for() { # wait_for TEXT [SECONDS]
-    n=$(( ${2:-10} * 10 ))
-    while [ $n -gt 0 ]; do
-        screen | grep -qF -- "$1" && return 0
-        sleep 0.1
-        n=$((n - 1))
-    done
-    return 1
-}
-wait_re() { # wait_re REGEX [SECONDS]
-    n=$(( ${2:-10} * 10 ))
-    while [ $n -gt 0 ]; do
-        screen | grep -qE -- "$1" && return 0
-        sleep 0.1
-        n=$((n - 1))
-    done
-    return 1
-}
-type_line() { $T send-keys -t sig -l "$1"; $T send-keys -t sig Enter; }
 # start CMD: a fresh session running CMD in $tmp; afterwards the pane shows
-# "exited rc=N" and stty's settings are in $tmp/stty.
-start() { # a new server per start: reusing a socket right after kill-server races
-    $T kill-server >/dev/null 2>&1
-    nstart=$((nstart + 1))
-    T="tmux -L iclplay-sig-$$-$nstart -f /dev/null"
+# "exited rc=N" and stty's settings are in $tmp/stty. launch.sh records its
+# pid and execs the program (same pid; iclplay's own re-exec keeps it too),
+# so the signal goes to iclplay itself.
+start() {
     rm -f "$tmp/stty" "$tmp/pid"
-    # launch.sh records its pid and execs the program (same pid; iclplay's
-    # own re-exec keeps it too), so the signal goes to iclplay itself
     printf '%s\n' "echo \$\$ > '$tmp/pid'" "exec env HOME='$tmp' ICLPLAY_RECOVERY='$REC' LANG=C.UTF-8 \"\$@\"" \
         > "$tmp/launch.sh"
-    $T new-session -d -s sig -x 100 -y 32 \
-        "cd '$tmp' && sh launch.sh $1; echo \"exited rc=\$?\"; stty -a > '$tmp/stty'; sleep 60"
+    tmux_start sig "cd '$tmp' && sh launch.sh $1; echo \"exited rc=\$?\"; stty -a > '$tmp/stty'; sleep 60"
     n=50
     while [ $n -gt 0 ] && [ ! -s "$tmp/pid" ]; do sleep 0.1; n=$((n - 1)); done
 }
@@ -221,5 +172,4 @@ if printf '%s\n' "$out" | grep -q "piped	42" && printf '%s\n' "$out" | grep -qx 
     ! printf '%s\n' "$out" | grep -q "$(printf '\033')"; then ok "stdin and stdout not terminals: lines run, results printed, no escape codes"
 else bad "stdin and stdout not terminals: lines run, results printed, no escape codes" "$out"; fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+test_end

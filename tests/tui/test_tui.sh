@@ -20,57 +20,10 @@
 # the tmux server is private (-L) and killed on every path. Prints one line
 # per test and "N passed, N failed"; exits 1 on failure. Skips (0 passed,
 # 0 failed) when tmux is missing.
-EXE=${EXE:-./iclplay}
-case "$EXE" in /*) ;; *) EXE="$PWD/$EXE" ;; esac
-passed=0
-failed=0
-if ! command -v tmux >/dev/null 2>&1; then
-    echo "skip    tmux is not installed (scripts/install-deps.sh installs it)"
-    echo "0 passed, 0 failed"
-    exit 0
-fi
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/iclplay-test-tui.XXXXXX") || exit 1
-nstart=0
-T="tmux -L iclplay-test-$$-0 -f /dev/null"
-sockdir="${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)"
-cleanup() {
-    $T kill-server >/dev/null 2>&1
-    i=0
-    while [ $i -le $nstart ]; do rm -f "$sockdir/iclplay-test-$$-$i"; i=$((i + 1)); done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
+. tests/testlib.sh
+test_begin tui
+if ! have_tmux; then test_end; exit 0; fi
 
-ok() { passed=$((passed + 1)); echo "ok      $1"; }
-bad() {
-    failed=$((failed + 1))
-    echo "not ok  $1"
-    echo "  --- the screen was:"
-    screen | sed 's/^/  | /'
-}
-
-screen() { $T capture-pane -p -t tui 2>/dev/null; }
-# wait_for TEXT [SECONDS]: poll until the screen shows TEXT (fixed string).
-wait_for() {
-    n=$(( ${2:-10} * 10 ))
-    while [ $n -gt 0 ]; do
-        screen | grep -qF -- "$1" && return 0
-        sleep 0.1
-        n=$((n - 1))
-    done
-    return 1
-}
-# wait_gone TEXT [SECONDS]
-wait_gone() {
-    n=$(( ${2:-10} * 10 ))
-    while [ $n -gt 0 ]; do
-        screen | grep -qF -- "$1" || return 0
-        sleep 0.1
-        n=$((n - 1))
-    done
-    return 1
-}
 # The step count of the status line (the last row that starts with "step").
 step_now() { screen | grep -E '^step [0-9]+' | tail -1 | sed -E 's/^step ([0-9]+).*/\1/'; }
 # wait_step_above N [SECONDS]: the status line's step exceeds N.
@@ -84,22 +37,13 @@ wait_step_above() {
     done
     return 1
 }
-keys() { $T send-keys -t tui "$@"; }
-# type TEXT: literal text, then Enter.
-type_line() { $T send-keys -t tui -l "$1"; $T send-keys -t tui Enter; }
-
 # start LOCALE [ENV...]: a fresh tmux server and session running the TUI;
 # after it exits, the pane records the exit status and stty's view of the
 # terminal.
 start() {
-    $T kill-server >/dev/null 2>&1
-    rm -f "$sockdir/iclplay-test-$$-$nstart"
-    nstart=$((nstart + 1))
-    T="tmux -L iclplay-test-$$-$nstart -f /dev/null"
     loc=$1
     shift
-    $T new-session -d -s tui -x 100 -y 32 \
-        "cd '$tmp' && env HOME='$tmp' LANG=$loc LC_ALL=$loc $* '$EXE'; echo \"iclplay exited rc=\$?\"; stty -a > '$tmp/stty'; sleep 60"
+    tmux_start tui "cd '$tmp' && env HOME='$tmp' LANG=$loc LC_ALL=$loc $* '$EXE'; echo \"iclplay exited rc=\$?\"; stty -a > '$tmp/stty'; sleep 60"
 }
 
 # ---- start, the prompt -------------------------------------------------------------------------
@@ -180,7 +124,7 @@ attempt=0; shown=0
 while [ $attempt -lt 3 ] && [ $shown -eq 0 ]; do
     attempt=$((attempt + 1))
     sa=$(step_now)
-    $T send-keys -t tui -l 'print("typed during " .. "the step")'
+    $T send-keys -t "$SESSION" -l 'print("typed during " .. "the step")'
     if wait_for '> print("typed during " .. "the step")' 5; then
         sb=$(step_now)
         if [ "$sa" = "$sb" ]; then shown=1; else keys C-u; fi
@@ -251,7 +195,7 @@ if grep -qE '(^| )icanon( |$)' "$tmp/stty" && grep -qE '(^| )echo( |$)' "$tmp/st
     grep -qE '(^| )icrnl( |$)' "$tmp/stty" && grep -qE '(^| )isig( |$)' "$tmp/stty"; then
     ok "the terminal modes are restored (icanon echo icrnl isig)"
 else
-    failed=$((failed + 1)); echo "not ok  the terminal modes are restored"; sed 's/^/  | /' "$tmp/stty"
+    bad "the terminal modes are restored" "$(cat "$tmp/stty")"
 fi
 
 # ---- ASCII fallback ------------------------------------------------------------------------------------------
@@ -268,5 +212,4 @@ keys C-d
 wait_for "quit anyway? (y/n)" 5 && keys y
 wait_for "iclplay exited" 5 || bad "the C-locale TUI quits"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+test_end
