@@ -48,6 +48,7 @@ struct repl {
     char *last; /* the last complete chunk (history) */
     int has_last;
     print_box *box;
+    int box_ref;          /* registry reference that keeps box alive until repl_free */
     int old_print_ref; /* registry ref of the print we replaced */
     char prompt[64];
 };
@@ -249,6 +250,7 @@ icl_status repl_new(repl **out, lua_State *L, repl_sink_fn sink, void *ctx) {
     r->sink = sink;
     r->ctx = ctx;
     r->old_print_ref = LUA_NOREF;
+    r->box_ref = LUA_NOREF;
     /* print -> sink. The box is a userdata so the closure stays safe after
      * repl_free; the old print is kept for repl_free to restore. */
     if (!lua_checkstack(L, 4)) {
@@ -259,6 +261,11 @@ icl_status repl_new(repl **out, lua_State *L, repl_sink_fn sink, void *ctx) {
     r->old_print_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     r->box = lua_newuserdatauv(L, sizeof(print_box), 0);
     r->box->r = r;
+    /* the registry keeps the box alive as long as r: after `print = nil` and
+     * a collection, repl_free must still be able to write into it (fuzzing
+     * found the use after free) */
+    lua_pushvalue(L, -1);
+    r->box_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushcclosure(L, repl_print, 1);
     lua_setglobal(L, "print");
     *out = r;
@@ -268,6 +275,7 @@ icl_status repl_new(repl **out, lua_State *L, repl_sink_fn sink, void *ctx) {
 void repl_free(repl *r) {
     if (!r) return;
     r->box->r = NULL;
+    luaL_unref(r->L, LUA_REGISTRYINDEX, r->box_ref);
     lua_rawgeti(r->L, LUA_REGISTRYINDEX, r->old_print_ref);
     lua_setglobal(r->L, "print");
     luaL_unref(r->L, LUA_REGISTRYINDEX, r->old_print_ref);
