@@ -23,6 +23,7 @@ need libncurses-dev /usr/include/ncursesw/ncurses.h
 need libreadline-dev /usr/include/readline/readline.h
 need tmux tmux
 need valgrind valgrind  # make test: memcheck of a short session
+# (make fuzz also needs clang-14 and libclang-rt-14-dev; mk/fuzz.mk says so when they are missing)
 
 if [ -z "$missing" ]; then
     exit 0

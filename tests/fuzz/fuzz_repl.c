@@ -9,7 +9,8 @@
  *   0x18 (Ctrl-X)     repl_cancel, as Ctrl-C at the prompt
  *   0x04 (Ctrl-D)     repl_finish, as end of input
  *   0x1A k rest       a huge line: `rest` repeated to 2^(k % 23) bytes (at
- *                     most RP_HUGE_MAX), so long lines cost the fuzzer nothing
+ *                     most RP_HUGE_MAX, and RP_HUGE_TOTAL per input), so
+ *                     long lines cost the fuzzer nothing
  *   text ending '\t'  Tab: repl_complete(L, text) instead of a feed
  * The feeding runs inside one protected call, as iclplay's pmain runs the
  * REPL: a Lua error that escapes repl_feed would end a user's session, so
@@ -72,7 +73,8 @@
 #define RP_INSTR_CHUNK 1000000L  /* per fed line */
 #define RP_INSTR_TOTAL 5000000L /* per input */
 #define RP_MAX_STEPS 16
-#define RP_HUGE_MAX ((size_t)1 << 20)
+#define RP_HUGE_MAX ((size_t)1 << 20)   /* one huge line */
+#define RP_HUGE_TOTAL ((size_t)2 << 20) /* all huge lines of an input (time) */
 #define RP_MAX_LINES 4096
 #define RP_INIT_PATH "lua/init.lua"
 
@@ -409,6 +411,7 @@ static int rp_session_run(lua_State *L) {
     const uint8_t *p = s->data, *end = s->data + s->size;
     char *line = NULL;
     int lines = 0;
+    size_t huge_left = RP_HUGE_TOTAL;
     while (p < end && lines++ < RP_MAX_LINES) {
         const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
         size_t n = (size_t)((nl ? nl : end) - p);
@@ -433,6 +436,8 @@ static int rp_session_run(lua_State *L) {
         } else if (n >= 2 && p[0] == 0x1a) {
             size_t want = (size_t)1 << (p[1] % 23), k = n - 2;
             if (want > RP_HUGE_MAX) want = RP_HUGE_MAX;
+            if (want > huge_left) want = huge_left;
+            huge_left -= want;
             const uint8_t *rest = k ? p + 2 : (const uint8_t *)"x";
             if (!k) k = 1;
             line = malloc(want + 1);
