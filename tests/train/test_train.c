@@ -55,7 +55,18 @@ static model *make_model(const char *arch, int d, int D, int L, uint64_t seed) {
  * reference runs saw ~2,500 steps at d = 5), so it gets d = 2, 8 points,
  * 2,000 steps, bar 0.8 (it reaches about 0.68 by 1,500); the hybrid gets
  * 600 steps. Measured with `iclplay train` at these settings. */
+/* Under AddressSanitizer (make test's second pass) training runs ~10x
+ * slower and these 4,000 steps took 6 minutes: there the same code runs for
+ * 100 steps per architecture, for the memory checks, and the learning bar is
+ * left to the release pass of the same `make test`, which says so. */
+#if defined(__SANITIZE_ADDRESS__)
+#define LEARN_SANITIZED 1
+#else
+#define LEARN_SANITIZED 0
+#endif
+
 static void learn(const char *arch, int d, int points, int steps, double bar) {
+    if (LEARN_SANITIZED) steps = 100;
     task *t = make_task(d, points);
     model *m = make_model(arch, d, 32, 2, test_seed());
     optim_config oc;
@@ -76,8 +87,11 @@ static void learn(const char *arch, int d, int points, int steps, double bar) {
     double zero = d;
     printf("    %-12s d=%d: first 50 steps %.3f, last 50 of %d steps %.3f (normalised %.3f, bar %.2f)\n", arch, d,
            first / zero, steps, tail, tail / zero, bar);
-    CHECK(tail < bar * zero, "%s: normalised loss %.3f after %d steps is not below %.2f", arch, tail / zero, steps,
-          bar);
+    if (LEARN_SANITIZED)
+        printf("    (sanitizer build: %d steps for the memory checks; the release pass checks the bar)\n", steps);
+    else
+        CHECK(tail < bar * zero, "%s: normalised loss %.3f after %d steps is not below %.2f", arch, tail / zero, steps,
+              bar);
     trainer_free(&tr);
     model_free(m);
     task_free(t);
