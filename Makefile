@@ -7,6 +7,7 @@
 #                   a valgrind memcheck of a short headless training session
 #   make test-release  only the first of those (quick, while working)
 #   make bench      training-step speed per architecture, next to the sgemm ceiling
+#   make bench-torch  the same steps in PyTorch, side by side (scripts/bench_torch.sh)
 #   make debug      -O0 -g build in build/debug (./iclplay-debug)
 #   make asan       AddressSanitizer + UBSan build in build/asan, and its tests
 #   make valgrind   memcheck of a short training session (a portable -O1 -g build)
@@ -76,7 +77,7 @@ EXE_asan    := iclplay-asan
 EXE_valgrind := build/valgrind/iclplay
 EXE := $(EXE_$(MODE))
 
-.PHONY: all run test test-release test-suite bench debug asan valgrind clean deps test-bins
+.PHONY: all run test test-release test-suite bench bench-torch debug asan valgrind clean deps test-bins
 all: $(EXE)
 
 # The dependency step: a stamp that is rebuilt only when a header is missing.
@@ -137,7 +138,12 @@ test: test-suite
 	@$(MAKE) --no-print-directory MODE=valgrind valgrind-run
 
 # A short headless session under memcheck: errors or definite leaks fail it.
-valgrind-run: $(EXE)
+valgrind-# iclplay against PyTorch on this CPU, side by side (issue 6): installs
+# Debian's python3-torch and libjemalloc2 when missing; never part of make test.
+bench-torch: $(BUILD)/tests/bench/bench_step
+	@BENCH_STEP=$(BUILD)/tests/bench/bench_step sh scripts/bench_torch.sh
+
+run: $(EXE)
 	@command -v valgrind >/dev/null || { echo "valgrind is missing (scripts/install-deps.sh installs it)"; exit 1; }
 	@OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE ICLPLAY_NO_REEXEC=1 ICLPLAY_LUA=$(CURDIR)/lua valgrind --quiet --error-exitcode=1 \
 	    --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
