@@ -138,12 +138,7 @@ test: test-suite
 	@$(MAKE) --no-print-directory MODE=valgrind valgrind-run
 
 # A short headless session under memcheck: errors or definite leaks fail it.
-valgrind-# iclplay against PyTorch on this CPU, side by side (issue 6): installs
-# Debian's python3-torch and libjemalloc2 when missing; never part of make test.
-bench-torch: $(BUILD)/tests/bench/bench_step
-	@BENCH_STEP=$(BUILD)/tests/bench/bench_step sh scripts/bench_torch.sh
-
-run: $(EXE)
+valgrind-run: $(EXE)
 	@command -v valgrind >/dev/null || { echo "valgrind is missing (scripts/install-deps.sh installs it)"; exit 1; }
 	@OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE ICLPLAY_NO_REEXEC=1 ICLPLAY_LUA=$(CURDIR)/lua valgrind --quiet --error-exitcode=1 \
 	    --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite \
@@ -153,6 +148,11 @@ valgrind:
 
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-PASSIVE} $$b || exit 1; done
+
+# iclplay against PyTorch on this CPU, side by side (issue 6): installs
+# Debian's python3-torch and libjemalloc2 when missing; never part of make test.
+bench-torch: $(BUILD)/tests/bench/bench_step
+	@BENCH_STEP=$(BUILD)/tests/bench/bench_step sh scripts/bench_torch.sh
 
 run: $(EXE)
 	./$(EXE)
