@@ -224,13 +224,13 @@ local function run_cells(state)
   local last_write = U.now()
   for _, rs in ipairs(state.rows) do
     local R = rs.row
-    local todo = 0
+    local to_run = 0
     for _, arch in ipairs(R.archs) do
-      for _, run in ipairs(rs.cells[arch].runs) do todo = todo + (run.status == "done" and 0 or 1) end
+      for _, run in ipairs(rs.cells[arch].runs) do to_run = to_run + (run.status == "done" and 0 or 1) end
     end
     print(string.format("== %s (%s): budget %s steps, %d of %d cells to run", R.title, R.setting,
-      U.thousands(rs.plan.budget), todo, #R.archs * state.seeds))
-    if todo > 0 and rs.baselines.missing then
+      U.thousands(rs.plan.budget), to_run, #R.archs * state.seeds))
+    if to_run > 0 and rs.baselines.missing then
       rs.info, rs.baselines = RUN.row_facts(R, rs.plan)
     end
     for seed = 1, state.seeds do

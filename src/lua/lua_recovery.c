@@ -267,7 +267,7 @@ void lbind_open_recovery(lua_State *L) {
         lbind_setdoc(L, lua_gettop(L), "icl.terminating",
                      "icl.terminating() -> signal number or nil: a SIGTERM (15) or SIGHUP (1) arrived and the process\n"
                      "is ending; every training step is refused from then on. A script that catches the interruption\n"
-                     "should os.exit(128 + it).");
+                     "should end with exit status 128 + it (143, 129).");
         lua_setfield(L, -2, "terminating");
     }
     lua_pop(L, 2);
