@@ -50,16 +50,7 @@ static const config configs[] = {
     {"paper", 256, 12, 8, 20, 41, 64},
 };
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "bench_util.h"
 
 /* Resident kB from /proc/self/status ("VmRSS:" or "VmHWM:"), -1 if unknown. */
 static long status_kb(const char *key) {

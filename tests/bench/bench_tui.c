@@ -36,21 +36,7 @@
 #define FRAME_SEC 0.05 /* the TUI's FRAME_TRAIN: 20 frames/s at most */
 #define TICK_POLL 0.02 /* the TUI's TICK_POLL */
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
+#include "bench_util.h"
 
 static int die(const char *what) {
     fprintf(stderr, "bench_tui: %s: %s\n", what, icl_error());
