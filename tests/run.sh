@@ -22,6 +22,10 @@ fi
 jobs=${JOBS:-1}
 out=$(mktemp -d "${TMPDIR:-/tmp}/iclplay-run.XXXXXX") || exit 1
 trap 'rm -rf "$out"' EXIT
+# A test that ends iclplay with SIGTERM must not leave a recovery checkpoint
+# in the user's home (the next `make run` would offer it): one folder here.
+ICLPLAY_RECOVERY=${ICLPLAY_RECOVERY:-$out/recovery}
+export ICLPLAY_RECOVERY
 i=0
 for t in "$@"; do
     i=$((i + 1))
