@@ -12,25 +12,32 @@
  * scan: with B sequences and small T, splitting over b is enough.
  *
  * Layout choices, all for speed:
- *   - The n loop (N = 16 states, contiguous) is innermost everywhere. The
- *     exp(delta A) factors of one (t, c) are computed first into a small
- *     buffer with fm_expf (core/fastmath.h: a polynomial exp that vectorises;
- *     glibc's scalar expf was about 60% of the instructions, and its vector
- *     variant needs -ffast-math, which the project forbids), so the remaining
- *     n loops are plain multiply-adds. They are marked `omp simd` because
- *     GCC's -O2 cost model does not vectorise loops of unknown trip count; the
- *     n-reductions then sum in a fixed lane order that does not depend on the
- *     threads.
- *   - A = -exp(A_log) is computed once per call into shared scratch, not per t.
+ *   - Channel-major: the state of one sequence is h (N, E), and every inner
+ *     loop runs along the E channels for one state n (`omp simd`, E = 128 at
+ *     d_model 64: eight AVX-512 registers). y = sum_n C[n] h[n, :] then
+ *     accumulates along channels too, so the forward has no horizontal sum
+ *     at all, and the backward only two per (t, n) (dB_t[n], dC_t[n]). The
+ *     first version ran the N = 16 states of one channel in one register and
+ *     paid a horizontal sum per (t, c) for y and three in the backward:
+ *     this layout made a Mamba training step 1.48x faster (d_model 64, 4
+ *     blocks, 81 tokens, batch 64, one thread: 4.33 -> 6.40 steps/s).
+ *   - exp(delta A) is fm_expf (core/fastmath.h: a polynomial exp that
+ *     vectorises; glibc's scalar expf was about 60% of the instructions, and
+ *     its vector variant needs -ffast-math, which the project forbids). One
+ *     exp per (t, c, n) in the forward, two in the backward (state recompute
+ *     and the adjoint step).
+ *   - A = -exp(A_log) is computed once per call, transposed (N, E), into
+ *     shared scratch.
  *   - No allocation: the caller provides scan_scratch_floats(...) floats.
  *   - Threads index scratch by omp_get_thread_num(), so the kernels must not
  *     be called from inside an enclosing parallel region.
  *
  * Scratch layout (floats), nthreads = the caller's omp_get_max_threads():
- *   A        (E, N)                      shared, filled before the parallel loop
- *   forward : per thread  h (E, N) + a (N)
- *   backward: partials    B x [dA (E, N) + dD (E)]   one slot per SEQUENCE
- *             per thread  states (T, E, N) + dh (E, N) + a (N) + dB (N) + dC (N)
+ *   AT       (N, E)                      shared, filled before the parallel loop
+ *   forward : per thread  h (N, E) + d*u (E) + y accumulator (E)
+ *   backward: partials    B x [dA (N, E) + dD (E)]   one slot per SEQUENCE
+ *             per thread  states (T, N, E) + adjoint g (N, E) + d*u, sum_n g B,
+ *                         ddelta sum (E each)
  * Determinism: every output row of y, du, ddelta, dBm, dCm belongs to one
  * sequence and is computed by one thread in a fixed order. The parameter
  * gradients dA_log and dD are first accumulated per sequence into their own
@@ -69,49 +76,52 @@ static int thread_id(void) {
 }
 
 /* Floats of per-thread scratch for the forward and the backward. */
-static size_t fwd_thread_floats(int E, int N) { return (size_t)E * N + (size_t)N; }
+static size_t fwd_thread_floats(int E, int N) { return (size_t)N * E + 2 * (size_t)E; }
 static size_t bwd_thread_floats(int T, int E, int N) {
-    return (size_t)T * E * N + (size_t)E * N + 3 * (size_t)N;
+    return (size_t)T * N * E + (size_t)N * E + 3 * (size_t)E;
 }
 
 size_t scan_scratch_floats(int B, int T, int E, int N, int nthreads) {
     if (B <= 0 || T <= 0 || E <= 0 || N <= 0) return 0;
     if (nthreads < 1) nthreads = 1;
-    size_t EN = (size_t)E * N;
-    size_t fwd = EN + (size_t)nthreads * fwd_thread_floats(E, N);
-    size_t bwd = EN + (size_t)B * (EN + (size_t)E) + (size_t)nthreads * bwd_thread_floats(T, E, N);
+    size_t NE = (size_t)N * E;
+    size_t fwd = NE + (size_t)nthreads * fwd_thread_floats(E, N);
+    size_t bwd = NE + (size_t)B * (NE + (size_t)E) + (size_t)nthreads * bwd_thread_floats(T, E, N);
     return fwd > bwd ? fwd : bwd;
 }
 
-/* A[c,n] = -exp(A_log[c,n]), computed once per call. */
-static void fill_A(float *A, const float *A_log, size_t EN) {
-    for (size_t i = 0; i < EN; i++) A[i] = -expf(A_log[i]);
+/* AT[n,c] = A[c,n] = -exp(A_log[c,n]): computed once per call, stored
+ * transposed (N, E) so that the kernels read it along channels. */
+static void fill_AT(float *AT, const float *A_log, int E, int N) {
+    for (int c = 0; c < E; c++)
+        for (int n = 0; n < N; n++) AT[(size_t)n * E + c] = -expf(A_log[(size_t)c * N + n]);
 }
 
-/* One time step of one channel: a[n] = exp(d A[n]), then
- * h[n] = a[n] h[n] + (d u) B[n]. Shared by the forward, the backward's state
- * recompute and scan_states, so all three produce bitwise the same states. */
-SCAN_INLINE void step_channel(float *restrict h, float *restrict a, const float *restrict Ac,
-                              const float *restrict Bt, float d, float u, int N) {
-    #pragma omp simd
+/* One time step of one channel in the (E, N) layout of the probe:
+ * a[n] = exp(d A[n]), then h[n] = a[n] h[n] + (d u) B[n]. The same
+ * expressions, operand for operand, as the channel-major kernels below, so
+ * scan_states gives bitwise the states the forward and backward use. */
+static inline void step_channel(float *restrict h, float *restrict a, const float *restrict Ac,
+                                const float *restrict Bt, float d, float u, int N) {
     for (int n = 0; n < N; n++) a[n] = fm_expf(d * Ac[n]);
     float du = d * u;
-#pragma omp simd
     for (int n = 0; n < N; n++) h[n] = a[n] * h[n] + du * Bt[n];
 }
 
-/* States of sequence b for all t into hs (T, E, N); A precomputed (E, N). */
-SCAN_INLINE void recompute_states(float *restrict hs, float *restrict a, const float *u, const float *delta,
-                                  const float *A, const float *Bm, int ldbc, int b, int T, int E, int N) {
-    size_t EN = (size_t)E * N;
-    for (int t = 0; t < T; t++) {
-        size_t row = (size_t)b * T + t;
-        const float *ut = u + row * E, *dt = delta + row * E, *Bt = Bm + row * (size_t)ldbc;
-        float *ht = hs + (size_t)t * EN;
-        if (t == 0) memset(ht, 0, EN * sizeof(float));
-        else memcpy(ht, ht - EN, EN * sizeof(float));
-        for (int c = 0; c < E; c++)
-            step_channel(ht + (size_t)c * N, a, A + (size_t)c * N, Bt, dt[c], ut[c], N);
+/* States of sequence b at step t, channel-major: ht[n,c] = a h_{t-1}[n,c] +
+ * (d u)[c] B[n] with a = exp(d[c] A[c,n]); hp = h_{t-1} (zeros at t = 0).
+ * du: (d u) of this step (E). */
+SCAN_INLINE void states_step(float *restrict ht, const float *restrict hp, const float *restrict AT,
+                             const float *restrict dt, const float *restrict du, const float *restrict Bt,
+                             int E, int N) {
+    for (int n = 0; n < N; n++) {
+        const float *An = AT + (size_t)n * E, *hpn = hp + (size_t)n * E;
+        float *hn = ht + (size_t)n * E, Bn = Bt[n];
+#pragma omp simd
+        for (int c = 0; c < E; c++) {
+            float a = fm_expf(dt[c] * An[c]);
+            hn[c] = a * hpn[c] + du[c] * Bn;
+        }
     }
 }
 
@@ -119,43 +129,55 @@ SCAN_INLINE void recompute_states(float *restrict hs, float *restrict a, const f
 /* forward                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* Sequence b; h: per-thread scratch, state (E, N) then the exp buffer (N). */
-SCAN_INLINE void forward_seq(float *y, float *h, const float *u, const float *delta, const float *A,
+/* Sequence b; ws: per-thread scratch, state h (N, E), then d*u (E) and the
+ * output accumulator (E). */
+SCAN_INLINE void forward_seq(float *y, float *ws, const float *u, const float *delta, const float *AT,
                              const float *Bm, const float *Cm, int ldbc, const float *D, int b, int T, int E,
                              int N) {
-    size_t EN = (size_t)E * N;
-    float *a = h + EN;
-    memset(h, 0, EN * sizeof(float));
+    size_t NE = (size_t)N * E;
+    float *restrict h = ws, *restrict du = h + NE, *restrict acc = du + E;
+    memset(h, 0, NE * sizeof(float));
     for (int t = 0; t < T; t++) {
         size_t row = (size_t)b * T + t;
-        const float *ut = u + row * E, *dt = delta + row * E;
+        const float *restrict ut = u + row * E, *restrict dt = delta + row * E;
         const float *Bt = Bm + row * (size_t)ldbc, *Ct = Cm + row * (size_t)ldbc;
-        float *yt = y + row * E;
+        float *restrict yt = y + row * E;
+#pragma omp simd
         for (int c = 0; c < E; c++) {
-            float *hc = h + (size_t)c * N;
-            step_channel(hc, a, A + (size_t)c * N, Bt, dt[c], ut[c], N);
-            /* y = sum_n C[n] h[n] + D u */
-            float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-            for (int n = 0; n < N; n++) acc += Ct[n] * hc[n];
-            yt[c] = acc + D[c] * ut[c];
+            du[c] = dt[c] * ut[c];
+            acc[c] = 0.0f;
         }
+        /* h = a h + du B (in place) and y += C[n] h, one state n at a time:
+         * every operation runs along the E channels, no horizontal sums */
+        for (int n = 0; n < N; n++) {
+            const float *restrict An = AT + (size_t)n * E;
+            float *restrict hn = h + (size_t)n * E;
+            float Bn = Bt[n], Cn = Ct[n];
+#pragma omp simd
+            for (int c = 0; c < E; c++) {
+                float a = fm_expf(dt[c] * An[c]);
+                hn[c] = a * hn[c] + du[c] * Bn;
+                acc[c] += Cn * hn[c];
+            }
+        }
+#pragma omp simd
+        for (int c = 0; c < E; c++) yt[c] = acc[c] + D[c] * ut[c];
     }
 }
 
 static void scan_forward_impl(float *y, const float *u, const float *delta, const float *A_log, const float *Bm,
                   const float *Cm, int ldbc, const float *D, int B, int T, int E, int N, float *scratch) {
     if (B <= 0 || T <= 0 || E <= 0 || N <= 0) return;
-    size_t EN = (size_t)E * N;
-    float *A = scratch;
-    fill_A(A, A_log, EN);
-    float *per_thread = scratch + EN;
+    size_t NE = (size_t)N * E;
+    float *AT = scratch;
+    fill_AT(AT, A_log, E, N);
+    float *per_thread = scratch + NE;
 
 #pragma omp parallel for schedule(static) if ((size_t)B * T * E * N >= PAR_MIN_WORK)
     for (int b = 0; b < B; b++) {
-        float *h = per_thread + (size_t)thread_id() * fwd_thread_floats(E, N);
-        if (N == 16) forward_seq(y, h, u, delta, A, Bm, Cm, ldbc, D, b, T, E, 16);
-        else forward_seq(y, h, u, delta, A, Bm, Cm, ldbc, D, b, T, E, N);
+        float *ws = per_thread + (size_t)thread_id() * fwd_thread_floats(E, N);
+        if (N == 16) forward_seq(y, ws, u, delta, AT, Bm, Cm, ldbc, D, b, T, E, 16);
+        else forward_seq(y, ws, u, delta, AT, Bm, Cm, ldbc, D, b, T, E, N);
     }
 }
 
@@ -181,71 +203,83 @@ void scan_forward(float *y, const float *u, const float *delta, const float *A_l
  *   dA_log     = dA * A                              (A = -exp(A_log))
  * The carry a_t g_t for step t-1 is formed at step t, where a_t is at hand,
  * so each (t, c, n) costs exactly one expf, as in the forward.
+ * Channel-major like the forward: the sums over n (du, ddelta) accumulate
+ * along channels in E-vectors; only dB_t[n] and dC_t[n] are sums over c,
+ * one horizontal sum each per (t, n).
  */
-/* Sequence b. ws: per-thread scratch, states hs (T, E, N), adjoint g (E, N),
- * exp buffer a (N), dB and dC row sums (N each). dAp (E, N) and dDp (E): this
- * sequence's own partials of dA and dD. */
+/* Sequence b. ws: per-thread scratch, states hs (T, N, E), adjoint g (N, E),
+ * then per step d*u, sum_n g B and the ddelta sum (E each). dAp (N, E) and
+ * dDp (E): this sequence's own partials of dA and dD. */
 SCAN_INLINE void backward_seq(float *du, float *ddelta, float *dAp, float *dDp, float *dBm, float *dCm,
-                              float *ws, const float *dy, const float *u, const float *delta, const float *A,
+                              float *ws, const float *dy, const float *u, const float *delta, const float *AT,
                               const float *Bm, const float *Cm, int ldbc, const float *D, int b, int T, int E,
                               int N) {
-    size_t EN = (size_t)E * N;
-    float *hs = ws, *g = hs + (size_t)T * EN;
-    float *a = g + EN, *dBacc = a + N, *dCacc = dBacc + N;
-    memset(dAp, 0, EN * sizeof(float));
+    size_t NE = (size_t)N * E;
+    float *restrict hs = ws, *restrict g = hs + (size_t)T * NE;
+    float *restrict dub = g + NE, *restrict gB = dub + E, *restrict gdd = gB + E;
+    memset(dAp, 0, NE * sizeof(float));
     memset(dDp, 0, (size_t)E * sizeof(float));
-    memset(g, 0, EN * sizeof(float));
+    memset(g, 0, NE * sizeof(float));
 
-    recompute_states(hs, a, u, delta, A, Bm, ldbc, b, T, E, N);
+    /* recompute the states; g (still zero) stands in for h_{-1} */
+    for (int t = 0; t < T; t++) {
+        size_t row = (size_t)b * T + t;
+        const float *ut = u + row * E, *dt = delta + row * E;
+#pragma omp simd
+        for (int c = 0; c < E; c++) dub[c] = dt[c] * ut[c];
+        float *ht = hs + (size_t)t * NE;
+        states_step(ht, t > 0 ? ht - NE : g, AT, dt, dub, Bm + row * (size_t)ldbc, E, N);
+    }
 
     for (int t = T - 1; t >= 0; t--) {
         size_t row = (size_t)b * T + t;
-        const float *ut = u + row * E, *dt = delta + row * E, *dyt = dy + row * E;
+        const float *restrict ut = u + row * E, *restrict dt = delta + row * E, *restrict dyt = dy + row * E;
         const float *Bt = Bm + row * (size_t)ldbc, *Ct = Cm + row * (size_t)ldbc;
-        const float *ht = hs + (size_t)t * EN;
-        const float *hp = t > 0 ? ht - EN : NULL; /* h_{t-1}; NULL means 0 */
-        memset(dBacc, 0, 2 * (size_t)N * sizeof(float));
-        for (int c = 0; c < E; c++) {
-            float dyc = dyt[c], d = dt[c], uc = ut[c];
-            const float *Ac = A + (size_t)c * N, *hc = ht + (size_t)c * N;
-            float *gc = g + (size_t)c * N, *dAc = dAp + (size_t)c * N;
-            #pragma omp simd
-    for (int n = 0; n < N; n++) a[n] = fm_expf(d * Ac[n]);
-            dDp[c] += dyc * uc;
-#pragma omp simd
-            for (int n = 0; n < N; n++) {
-                dCacc[n] += dyc * hc[n];
-                gc[n] += Ct[n] * dyc; /* now g_t */
-            }
-            float gB = 0.0f, gdd = 0.0f;
-            if (hp) {
-                const float *hpc = hp + (size_t)c * N;
-#pragma omp simd reduction(+ : gB, gdd)
-                for (int n = 0; n < N; n++) {
-                    float gah = gc[n] * a[n] * hpc[n];
-                    gB += gc[n] * Bt[n];
-                    gdd += Ac[n] * gah;
-                    dAc[n] += d * gah;
-                }
-            } else {
-#pragma omp simd reduction(+ : gB)
-                for (int n = 0; n < N; n++) gB += gc[n] * Bt[n];
-            }
-            /* sum_n g B u is the B-bar part of ddelta; gB serves both. */
-            ddelta[row * E + c] += gdd + gB * uc;
-            du[row * E + c] += D[c] * dyc + d * gB;
-            float du_c = d * uc;
-#pragma omp simd
-            for (int n = 0; n < N; n++) {
-                dBacc[n] += gc[n] * du_c;
-                gc[n] *= a[n]; /* carry a_t g_t to step t-1 */
-            }
-        }
         float *dBt = dBm + row * (size_t)ldbc, *dCt = dCm + row * (size_t)ldbc;
+        const float *ht = hs + (size_t)t * NE;
 #pragma omp simd
+        for (int c = 0; c < E; c++) {
+            dub[c] = dt[c] * ut[c];
+            gB[c] = 0.0f;
+            gdd[c] = 0.0f;
+        }
         for (int n = 0; n < N; n++) {
-            dBt[n] += dBacc[n];
-            dCt[n] += dCacc[n];
+            const float *restrict An = AT + (size_t)n * E, *restrict hn = ht + (size_t)n * E;
+            float *restrict gn = g + (size_t)n * E, *restrict dAn = dAp + (size_t)n * E;
+            float Bn = Bt[n], Cn = Ct[n], dB = 0.0f, dC = 0.0f;
+            if (t > 0) {
+                const float *restrict hpn = hn - NE; /* h_{t-1} */
+#pragma omp simd reduction(+ : dB, dC)
+                for (int c = 0; c < E; c++) {
+                    float a = fm_expf(dt[c] * An[c]);
+                    float gc = gn[c] + Cn * dyt[c]; /* now g_t */
+                    float gah = gc * a * hpn[c];
+                    dC += dyt[c] * hn[c];
+                    gB[c] += gc * Bn;
+                    gdd[c] += An[c] * gah;
+                    dAn[c] += dt[c] * gah;
+                    dB += gc * dub[c];
+                    gn[c] = gc * a; /* carry a_t g_t to step t-1 */
+                }
+            } else { /* h_{-1} = 0: no dA or A-part of ddelta; g is not needed after */
+#pragma omp simd reduction(+ : dB, dC)
+                for (int c = 0; c < E; c++) {
+                    float gc = gn[c] + Cn * dyt[c];
+                    dC += dyt[c] * hn[c];
+                    gB[c] += gc * Bn;
+                    dB += gc * dub[c];
+                }
+            }
+            dBt[n] += dB;
+            dCt[n] += dC;
+        }
+        /* sum_n g B u is the B-bar part of ddelta; gB serves both */
+        float *ddt = ddelta + row * E, *dut = du + row * E;
+#pragma omp simd
+        for (int c = 0; c < E; c++) {
+            ddt[c] += gdd[c] + gB[c] * ut[c];
+            dut[c] += D[c] * dyt[c] + dt[c] * gB[c];
+            dDp[c] += dyt[c] * ut[c];
         }
     }
 }
@@ -254,34 +288,34 @@ static void scan_backward_impl(float *du, float *ddelta, float *dA_log, float *d
                    const float *u, const float *delta, const float *A_log, const float *Bm, const float *Cm,
                    int ldbc, const float *D, int B, int T, int E, int N, float *scratch) {
     if (B <= 0 || T <= 0 || E <= 0 || N <= 0) return;
-    size_t EN = (size_t)E * N;
-    float *A = scratch;
-    fill_A(A, A_log, EN);
-    float *partials = scratch + EN; /* B x [dA (E, N), dD (E)] */
-    size_t part_stride = EN + (size_t)E;
+    size_t NE = (size_t)N * E;
+    float *AT = scratch;
+    fill_AT(AT, A_log, E, N);
+    float *partials = scratch + NE; /* B x [dA (N, E), dD (E)] */
+    size_t part_stride = NE + (size_t)E;
     float *per_thread = partials + (size_t)B * part_stride;
 
 #pragma omp parallel for schedule(static) if ((size_t)B * T * E * N >= PAR_MIN_WORK)
     for (int b = 0; b < B; b++) {
         float *ws = per_thread + (size_t)thread_id() * bwd_thread_floats(T, E, N);
-        float *dAp = partials + (size_t)b * part_stride, *dDp = dAp + EN;
+        float *dAp = partials + (size_t)b * part_stride, *dDp = dAp + NE;
         if (N == 16)
-            backward_seq(du, ddelta, dAp, dDp, dBm, dCm, ws, dy, u, delta, A, Bm, Cm, ldbc, D, b, T, E, 16);
+            backward_seq(du, ddelta, dAp, dDp, dBm, dCm, ws, dy, u, delta, AT, Bm, Cm, ldbc, D, b, T, E, 16);
         else
-            backward_seq(du, ddelta, dAp, dDp, dBm, dCm, ws, dy, u, delta, A, Bm, Cm, ldbc, D, b, T, E, N);
+            backward_seq(du, ddelta, dAp, dDp, dBm, dCm, ws, dy, u, delta, AT, Bm, Cm, ldbc, D, b, T, E, N);
     }
 
     /* Reduce the per-sequence partials in sequence order (deterministic). */
 #pragma omp parallel for schedule(static) if ((size_t)B * E * N >= PAR_MIN_WORK)
     for (int c = 0; c < E; c++) {
         for (int n = 0; n < N; n++) {
-            size_t i = (size_t)c * N + n;
+            size_t i = (size_t)n * E + c;
             float s = 0.0f;
             for (int b = 0; b < B; b++) s += partials[(size_t)b * part_stride + i];
-            dA_log[i] += s * A[i];
+            dA_log[(size_t)c * N + n] += s * AT[i];
         }
         float s = 0.0f;
-        for (int b = 0; b < B; b++) s += partials[(size_t)b * part_stride + EN + c];
+        for (int b = 0; b < B; b++) s += partials[(size_t)b * part_stride + NE + c];
         dD[c] += s;
     }
 }
