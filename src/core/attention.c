@@ -17,12 +17,20 @@
  * Work is split over the B*NH (b, h) pairs with OpenMP. One thread owns a
  * pair from start to end and writes only head h's columns of batch b, so
  * there are no races and the summation order does not depend on the thread
- * count. There is no BLAS inside (no nested threading). The loops over the
- * contiguous head dimension hs are marked `omp simd`. We build without
- * fast-math, and without that mark GCC will not vectorise a float dot
- * product, and at -O2 few loops of unknown length. The vector summation
- * order is fixed at compile time, so results stay reproducible. The
- * masked upper triangle costs nothing beyond writing its zeros.
+ * count. There is no BLAS inside (no nested threading).
+ *
+ * Vectorisation (we build without fast-math, so GCC vectorises a loop only
+ * when it is marked `omp simd` or is a plain elementwise loop): the scores
+ * q.k of one query row and, in the backward, dP = dout.v are computed along
+ * the keys t2, from the head's keys (values) transposed into per-thread
+ * scratch (hs, T): hs axpy passes over the row, no horizontal sums. With
+ * hs = 16 the former one-dot-product-per-key form spent most of its time
+ * reducing a 16-lane register to a scalar; the change made the attention
+ * block's model 1.44x faster at T = 281 and 1.15x at T = 81 (d_model 64,
+ * 4 heads, batch 64, one thread). The softmax uses fm_expf (vectorised).
+ * The products with v, k and q (out, dq, dk, dv) run along hs, four keys
+ * per store where a row gathers many. The masked upper triangle costs
+ * nothing beyond writing its zeros.
  */
 #include "attention.h"
 #include "core/prof.h"
@@ -31,33 +39,27 @@
 #include <math.h>
 #include <stddef.h>
 
-/* Backward keeps one row of dP = dout v^T on the stack for the first
- * ATT_DP_CACHE keys (2 KiB per thread, no VLA, no malloc). Keys beyond it,
- * which only occur when T > ATT_DP_CACHE, get their dot product computed a
- * second time instead. */
-#define ATT_DP_CACHE 512
+#include "core/fastmath.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
-/* sum_i a[i] * b[i] over n contiguous floats. */
-static inline float dot_f(const float *restrict a, const float *restrict b, int n) {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
 }
 
-/* Four dot products of q with the rows k, k + ld, k + 2 ld, k + 3 ld at once:
- * q is loaded once per element and the four sums run in parallel. */
-static inline void dot4_f(float s[4], const float *restrict q, const float *restrict k, size_t ld, int n) {
-    const float *restrict k0 = k, *restrict k1 = k + ld, *restrict k2 = k + 2 * ld, *restrict k3 = k + 3 * ld;
-    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-    for (int i = 0; i < n; i++) {
-        s0 += q[i] * k0[i];
-        s1 += q[i] * k1[i];
-        s2 += q[i] * k2[i];
-        s3 += q[i] * k3[i];
-    }
-    s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
+/* Per-thread scratch: one head's keys (forward) or values (backward)
+ * transposed, (hs, T), then one row of dP / dS (T). */
+static size_t thread_floats(int T, int hs) { return (size_t)hs * T + (size_t)T; }
+
+size_t attention_scratch_floats(int T, int C, int NH, int nthreads) {
+    if (T <= 0 || C <= 0 || NH <= 0) return 0;
+    if (nthreads < 1) nthreads = 1;
+    return (size_t)nthreads * thread_floats(T, C / NH);
 }
 
 /* y[i] += alpha * x[i] over n contiguous floats (y and x do not overlap). */
@@ -76,11 +78,41 @@ static inline void axpy4_f(float *restrict y, const float a[4], const float *res
     for (int i = 0; i < n; i++) y[i] += (a0 * x0[i] + a1 * x1[i]) + (a2 * x2[i] + a3 * x3[i]);
 }
 
+/* Head h of sequence b, rows t = 0..T-1 of one of the q/k/v blocks (row
+ * stride C3), into x_T (hs, T): the keys or values of one head transposed,
+ * so that the scores (and dP) of one query row are computed along t2 in
+ * SIMD lanes, with no horizontal sums (hs is 16 at d_model 64: one dot
+ * product per vector register, whose reduction cost more than its FMAs). */
+static void transpose_head(float *restrict x_T, const float *restrict x, size_t C3, int T, int hs) {
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < hs; i++) x_T[(size_t)i * T + t] = x[(size_t)t * C3 + i];
+}
+
+/* s[t2] = alpha * sum_i a[i] x_T[i][t2] for t2 < n: one query (or dout) row
+ * against n keys (or values), summed over i in order, one axpy along t2 per
+ * i (written this way because GCC does not vectorise the outer t2 loop of
+ * the dot-product form). s stays in L1 between the hs passes. */
+static inline void row_scores(float *restrict s, const float *restrict a, const float *restrict x_T, int T, int n,
+                              int hs, float alpha) {
+    const float a0 = a[0];
+#pragma omp simd
+    for (int t2 = 0; t2 < n; t2++) s[t2] = a0 * x_T[t2];
+    for (int i = 1; i < hs; i++) {
+        const float ai = a[i];
+        const float *restrict xi = x_T + (size_t)i * T;
+#pragma omp simd
+        for (int t2 = 0; t2 < n; t2++) s[t2] += ai * xi[t2];
+    }
+#pragma omp simd
+    for (int t2 = 0; t2 < n; t2++) s[t2] *= alpha;
+}
+
 /* ------------------------------------------------------------------------ */
 /* forward                                                                  */
 /* ------------------------------------------------------------------------ */
 
-static void attention_forward_impl(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
+static void attention_forward_impl(float *out, float *att, const float *qkv, int B, int T, int C, int NH,
+                                   float *scratch) {
     if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
     const int hs = C / NH;
     const size_t C3 = 3 * (size_t)C;
@@ -92,47 +124,48 @@ static void attention_forward_impl(float *out, float *att, const float *qkv, int
         const int b = bh / NH, h = bh % NH;
         const float *base = qkv + (size_t)b * T * C3 + (size_t)h * hs; /* q of (b, t=0, h) */
         float *att_bh = att + (size_t)bh * T * T;
+        float *k_T = scratch + (size_t)thread_id() * thread_floats(T, hs);
+        transpose_head(k_T, base + C, C3, T, hs);
 
         for (int t1 = 0; t1 < T; t1++) {
             const float *q = base + (size_t)t1 * C3;
             float *arow = att_bh + (size_t)t1 * T;
 
-            /* scores over the visible keys t2 <= t1, four keys at a time,
-             * and their maximum (started from -inf, not a magic constant) */
+            /* scaled scores over the visible keys t2 <= t1, and their
+             * maximum (started from -inf, not a magic constant) */
             const int n = t1 + 1;
-            int t2 = 0;
-            for (; t2 + 4 <= n; t2 += 4) dot4_f(arow + t2, q, base + (size_t)t2 * C3 + C, C3, hs);
-            for (; t2 < n; t2++) arow[t2] = dot_f(q, base + (size_t)t2 * C3 + C, hs);
+            row_scores(arow, q, k_T, T, n, hs, scale);
             float maxv = -INFINITY;
-            for (t2 = 0; t2 < n; t2++) {
-                arow[t2] *= scale;
-                if (arow[t2] > maxv) maxv = arow[t2];
-            }
+#pragma omp simd reduction(max : maxv)
+            for (int t2 = 0; t2 < n; t2++) maxv = arow[t2] > maxv ? arow[t2] : maxv;
             /* softmax with the max subtracted: every exp is <= 1, and the
              * key attaining the max contributes exactly 1, so sum >= 1 */
             float sum = 0.0f;
-            for (t2 = 0; t2 < n; t2++) {
-                float e = expf(arow[t2] - maxv);
+#pragma omp simd reduction(+ : sum)
+            for (int t2 = 0; t2 < n; t2++) {
+                float e = fm_expf(arow[t2] - maxv);
                 arow[t2] = e;
                 sum += e;
             }
             const float inv = 1.0f / sum;
-            for (t2 = 0; t2 < n; t2++) arow[t2] *= inv;
-            for (t2 = n; t2 < T; t2++) arow[t2] = 0.0f; /* future keys: masked */
+#pragma omp simd
+            for (int t2 = 0; t2 < n; t2++) arow[t2] *= inv;
+            for (int t2 = n; t2 < T; t2++) arow[t2] = 0.0f; /* future keys: masked */
 
             /* out[b, t1, head h] = sum_{t2 <= t1} att[t1][t2] * v[t2] */
             float *o = out + ((size_t)b * T + t1) * C + (size_t)h * hs;
             const float *v = base + 2 * (size_t)C;
             for (int i = 0; i < hs; i++) o[i] = 0.0f;
-            for (t2 = 0; t2 + 4 <= n; t2 += 4) axpy4_f(o, arow + t2, v + (size_t)t2 * C3, C3, hs);
+            int t2 = 0;
+            for (; t2 + 4 <= n; t2 += 4) axpy4_f(o, arow + t2, v + (size_t)t2 * C3, C3, hs);
             for (; t2 < n; t2++) axpy_f(o, arow[t2], v + (size_t)t2 * C3, hs);
         }
     }
 }
 
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, float *scratch) {
     uint64_t t0 = prof_start();
-    attention_forward_impl(out, att, qkv, B, T, C, NH);
+    attention_forward_impl(out, att, qkv, B, T, C, NH, scratch);
     prof_stop(PROF_ATTENTION, t0);
 }
 
@@ -149,14 +182,13 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
  *   dk[t2]  += scale * dS[t2] q[t1]
  * The masked entries have P = 0, hence dS = 0, so the loops stop at t2 = t1.
  * The row needs sum_j P[j] dP[j] before any dS, hence passes per row:
- *   1. dP (four keys at a time) into the stack cache, and its P-weighted sum;
- *   2. dS per key (overwriting dP in the cache), dk and dv;
- *   3. dq from the cached dS, four keys at a time.
- * Keys past the cache (t2 >= ATT_DP_CACHE) recompute dP in pass 2 and add
- * their dq term there.
+ *   1. dP along t2 from the head's transposed values (row_scores), and its
+ *      P-weighted sum;
+ *   2. dS (scaled, over dP in the row buffer), then dk and dv per key;
+ *   3. dq from dS, four keys at a time.
  */
-static void attention_backward_impl(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
-                        int NH) {
+static void attention_backward_impl(float *dqkv, const float *dout, const float *qkv, const float *att, int B,
+                                    int T, int C, int NH, float *scratch) {
     if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
     const int hs = C / NH;
     const size_t C3 = 3 * (size_t)C;
@@ -170,59 +202,44 @@ static void attention_backward_impl(float *dqkv, const float *dout, const float 
         const float *base = qkv + off;
         float *dbase = dqkv + off;
         const float *att_bh = att + (size_t)bh * T * T;
-        float cache[ATT_DP_CACHE]; /* dP, then dS, of the current row */
+        float *v_T = scratch + (size_t)thread_id() * thread_floats(T, hs);
+        float *ds = v_T + (size_t)hs * T; /* dP, then dS, of the current row (T) */
+        const float *k = base + (size_t)C;
+        transpose_head(v_T, base + 2 * (size_t)C, C3, T, hs);
 
         for (int t1 = 0; t1 < T; t1++) {
             const float *q = base + (size_t)t1 * C3;
             float *dq = dbase + (size_t)t1 * C3;
             const float *go = dout + ((size_t)b * T + t1) * C + (size_t)h * hs;
             const float *arow = att_bh + (size_t)t1 * T;
-            const float *k = base + (size_t)C, *v = base + 2 * (size_t)C;
             const int n = t1 + 1;
-            const int nc = n < ATT_DP_CACHE ? n : ATT_DP_CACHE; /* keys whose dP/dS are cached */
 
             /* pass 1: dP and its P-weighted sum */
-            int t2 = 0;
-            for (; t2 + 4 <= nc; t2 += 4) dot4_f(cache + t2, go, v + (size_t)t2 * C3, C3, hs);
-            for (; t2 < nc; t2++) cache[t2] = dot_f(go, v + (size_t)t2 * C3, hs);
+            row_scores(ds, go, v_T, T, n, hs, 1.0f);
             float pdp = 0.0f;
-            for (t2 = 0; t2 < nc; t2++) pdp += arow[t2] * cache[t2];
-            for (t2 = nc; t2 < n; t2++) pdp += arow[t2] * dot_f(go, v + (size_t)t2 * C3, hs);
+#pragma omp simd reduction(+ : pdp)
+            for (int t2 = 0; t2 < n; t2++) pdp += arow[t2] * ds[t2];
 
-            /* pass 2: dS, dk, dv (and dq for uncached keys) */
-            for (t2 = 0; t2 < n; t2++) {
-                const float p = arow[t2];
+            /* pass 2: dS, dk, dv */
+#pragma omp simd
+            for (int t2 = 0; t2 < n; t2++) ds[t2] = arow[t2] * (ds[t2] - pdp) * scale;
+            for (int t2 = 0; t2 < n; t2++) {
                 float *dk = dbase + (size_t)t2 * C3 + C;
-                float *dv = dbase + (size_t)t2 * C3 + 2 * (size_t)C;
-                if (t2 < nc) {
-                    const float ds = p * (cache[t2] - pdp) * scale;
-                    cache[t2] = ds;
-                    axpy_f(dk, ds, q, hs);
-                } else {
-                    const float ds = p * (dot_f(go, v + (size_t)t2 * C3, hs) - pdp) * scale;
-                    axpy_f(dk, ds, q, hs);
-                    axpy_f(dq, ds, k + (size_t)t2 * C3, hs);
-                }
-                axpy_f(dv, p, go, hs);
+                axpy_f(dk, ds[t2], q, hs);
+                axpy_f(dk + C, arow[t2], go, hs); /* dv */
             }
 
-            /* pass 3: dq[t1] += sum over cached keys of dS[t2] k[t2] */
-            for (t2 = 0; t2 + 4 <= nc; t2 += 4) axpy4_f(dq, cache + t2, k + (size_t)t2 * C3, C3, hs);
-            for (; t2 < nc; t2++) axpy_f(dq, cache[t2], k + (size_t)t2 * C3, hs);
+            /* pass 3: dq[t1] += sum over keys of dS[t2] k[t2] */
+            int t2 = 0;
+            for (; t2 + 4 <= n; t2 += 4) axpy4_f(dq, ds + t2, k + (size_t)t2 * C3, C3, hs);
+            for (; t2 < n; t2++) axpy_f(dq, ds[t2], k + (size_t)t2 * C3, hs);
         }
     }
 }
 
 void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
-                        int NH) {
+                        int NH, float *scratch) {
     uint64_t t0 = prof_start();
-    attention_backward_impl(dqkv, dout, qkv, att, B, T, C, NH);
+    attention_backward_impl(dqkv, dout, qkv, att, B, T, C, NH, scratch);
     prof_stop(PROF_ATTENTION, t0);
-}
-
-int attention_scratch_floats(int T, int nthreads) {
-    /* no caller scratch: the per-row dP cache lives on each thread's stack */
-    (void)T;
-    (void)nthreads;
-    return 0;
 }

@@ -12,15 +12,19 @@
  * Scores are q.k / sqrt(hs); the softmax subtracts the row maximum.
  * backward ACCUMULATES into dqkv. Parallel over (b, h) with OpenMP, no BLAS
  * inside (so no nested threading); results do not depend on thread count.
+ * scratch: attention_scratch_floats(T, C, NH, nthreads) floats, nthreads =
+ * the caller's omp_get_max_threads() (one transposed head per thread).
  */
 #ifndef ICL_ATTENTION_H
 #define ICL_ATTENTION_H
 
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
-void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
-                        int NH);
+#include <stddef.h>
 
-/* Scratch the backward pass needs, in floats (per-thread dP rows). */
-int attention_scratch_floats(int T, int nthreads);
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH, float *scratch);
+void attention_backward(float *dqkv, const float *dout, const float *qkv, const float *att, int B, int T, int C,
+                        int NH, float *scratch);
+
+/* Scratch floats that attention_forward/attention_backward need. */
+size_t attention_scratch_floats(int T, int C, int NH, int nthreads);
 
 #endif

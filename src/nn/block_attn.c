@@ -22,7 +22,7 @@ void attn_block_forward(const model *m, block *bl, float *res_out, const float *
     float *const *P = bl->p;
     layernorm_forward(bl->ln_out, bl->ln_mean, bl->ln_rstd, res_in, P[AT_LN_W], P[AT_LN_B], BT, D);
     linear_forward(bl->qkv, bl->ln_out, P[AT_QKV_W], P[AT_QKV_B], BT, D, 3 * D);
-    attention_forward(bl->atty, bl->att, bl->qkv, B, T, D, m->NH);
+    attention_forward(bl->atty, bl->att, bl->qkv, B, T, D, m->NH, m->att_scratch);
     icl_tick(); /* a screen may redraw mid-block (core/tick.h) */
     /* res' = res + atty W_proj^T + b_proj: project, then add the stream. */
     linear_forward(res_out, bl->atty, P[AT_PROJ_W], P[AT_PROJ_B], BT, D, D);
@@ -39,7 +39,7 @@ void attn_block_backward(const model *m, block *bl, float *dres, const float *re
     linear_backward(datty, G[AT_PROJ_W], G[AT_PROJ_B], dres, bl->atty, P[AT_PROJ_W], BT, D, D);
     /* attention core */
     memset(dqkv, 0, sizeof(float) * (size_t)BT * 3 * D);
-    attention_backward(dqkv, datty, bl->qkv, bl->att, B, T, D, m->NH);
+    attention_backward(dqkv, datty, bl->qkv, bl->att, B, T, D, m->NH, m->att_scratch);
     icl_tick();
     /* fused QKV projection */
     memset(s->dln, 0, sizeof(float) * (size_t)BT * D);

@@ -22,6 +22,7 @@
 #include "core/blas.h"
 #include "core/budget.h"
 #include "core/layernorm.h"
+#include "core/attention.h"
 #include "core/scan.h"
 #include "core/tick.h"
 #include "nn/model_internal.h"
@@ -299,7 +300,7 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
     float *lnf_rstd = carve(c, BT);
     float *out = carve(c, mul_sat(BT, (size_t)s->n_out));
     size_t w1 = 0, w2 = 0;
-    int any_ssm = 0, any_s4 = 0, any_mamba = 0;
+    int any_ssm = 0, any_s4 = 0, any_mamba = 0, any_attn = 0;
     for (int i = 0; i < s->n_blocks; i++) {
         block *bl = m ? &m->blocks[i] : &counting;
         bl->ln_out = carve(c, mul_sat(BT, D));
@@ -312,6 +313,7 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
             bl->atty = carve(c, mul_sat(BT, D));
             if (3 * D > w1) w1 = 3 * D;
             if (D > w2) w2 = D;
+            any_attn = 1;
             break;
         case BLOCK_MLP:
             bl->fc = carve(c, mul_sat(BT, 4 * D));
@@ -352,6 +354,7 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
         for (int k = 0; k < 6; k++) d_e[k] = carve(c, mul_sat(BT, E));
     if (any_s4) d_e[6] = carve(c, mul_sat(E, (size_t)T));
     float *scan_scratch = any_mamba ? carve(c, scan_scratch_floats(B, T, (int)E, (int)N, nthreads)) : NULL;
+    float *att_scratch = any_attn ? carve(c, attention_scratch_floats(T, (int)D, (int)NH, nthreads)) : NULL;
     if (!m) return;
     m->lnf_out = lnf_out;
     m->lnf_mean = lnf_mean;
@@ -364,6 +367,7 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
     m->d_big2 = d_big2;
     for (int k = 0; k < 8; k++) m->d_e[k] = d_e[k];
     m->scan_scratch = scan_scratch;
+    m->att_scratch = att_scratch;
 }
 
 /* Floats of the arena for (B, T) and nthreads. */

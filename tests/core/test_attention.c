@@ -27,6 +27,20 @@ static double *dalloc(size_t n) {
     return p;
 }
 
+/* Scratch for the kernels at (T, C, NH) for up to the test's thread count,
+ * kept across calls (freed at exit by the OS, like the test's other state). */
+static float *scr(int T, int C, int NH) {
+    static float *buf;
+    static size_t have;
+    size_t need = attention_scratch_floats(T, C, NH, omp_get_max_threads() > 2 ? omp_get_max_threads() : 2);
+    if (need > have) {
+        free(buf);
+        buf = falloc(need);
+        have = need;
+    }
+    return buf;
+}
+
 /* |got - ref| <= atol + rtol*|ref| everywhere; prints the worst error. */
 static int close_to_ref(const char *what, const float *got, const double *ref, size_t n, double rtol, double atol) {
     double worst = 0, worst_excess = 0;
@@ -138,8 +152,8 @@ static void test_matches_naive(void) {
         test_fill_normal(&rng, qkv, nq, 1.0f);
         test_fill_normal(&rng, dout, no, 1.0f);
         printf("  B=%d T=%d C=%d NH=%d\n", s.B, s.T, s.C, s.NH);
-        attention_forward(out, att, qkv, s.B, s.T, s.C, s.NH);
-        attention_backward(dqkv, dout, qkv, att, s.B, s.T, s.C, s.NH);
+        attention_forward(out, att, qkv, s.B, s.T, s.C, s.NH, scr(s.T, s.C, s.NH));
+        attention_backward(dqkv, dout, qkv, att, s.B, s.T, s.C, s.NH, scr(s.T, s.C, s.NH));
         naive_forward(rout, ratt, qkv, s.B, s.T, s.C, s.NH);
         naive_backward(rdqkv, dout, qkv, s.B, s.T, s.C, s.NH);
         CHECK(close_to_ref("out", out, rout, no, 1e-5, 2e-6), "shape %zu", si);
@@ -156,7 +170,7 @@ typedef struct {
 
 static double fd_loss(void *p) {
     fd_ctx *c = p;
-    attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH);
+    attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH, scr(c->T, c->C, c->NH));
     return test_dot(c->r, c->out, (size_t)c->B * c->T * c->C);
 }
 
@@ -174,8 +188,8 @@ static void test_fd_dqkv(void) {
         float *dqkv = falloc(nq), *num = falloc(nq);
         test_fill_normal(&rng, c.qkv, nq, 1.0f);
         test_fill_normal(&rng, c.r, no, 1.0f);
-        attention_forward(c.out, c.att, c.qkv, s.B, s.T, s.C, s.NH);
-        attention_backward(dqkv, c.r, c.qkv, c.att, s.B, s.T, s.C, s.NH);
+        attention_forward(c.out, c.att, c.qkv, s.B, s.T, s.C, s.NH, scr(s.T, s.C, s.NH));
+        attention_backward(dqkv, c.r, c.qkv, c.att, s.B, s.T, s.C, s.NH, scr(s.T, s.C, s.NH));
         test_fd_grad(fd_loss, &c, c.qkv, nq, 1e-2, num);
         double worst = 0;
         for (size_t i = 0; i < nq; i++) worst = fmax(worst, fabs((double)dqkv[i] - num[i]));
@@ -196,11 +210,11 @@ static void test_causality(void) {
     float *qkv = falloc(nq), *out1 = falloc(no), *att1 = falloc(na), *out2 = falloc(no), *att2 = falloc(na);
     float *dout = falloc(no), *dqkv = falloc(nq);
     test_fill_normal(&rng, qkv, nq, 1.0f);
-    attention_forward(out1, att1, qkv, B, T, C, NH);
+    attention_forward(out1, att1, qkv, B, T, C, NH, scr(T, C, NH));
     for (int b = 0; b < B; b++)
         for (int t = t0 + 1; t < T; t++)
             for (int j = 0; j < 3 * C; j++) qkv[((size_t)b * T + t) * 3 * C + j] += 5.0f * test_rng_normal(&rng);
-    attention_forward(out2, att2, qkv, B, T, C, NH);
+    attention_forward(out2, att2, qkv, B, T, C, NH, scr(T, C, NH));
     int out_same = 1, att_same = 1, out_changed = 0;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
@@ -221,7 +235,7 @@ static void test_causality(void) {
     for (int b = 0; b < B; b++)
         for (int t = 0; t <= t0; t++)
             for (int j = 0; j < C; j++) dout[((size_t)b * T + t) * C + j] = test_rng_normal(&rng);
-    attention_backward(dqkv, dout, qkv, att2, B, T, C, NH);
+    attention_backward(dqkv, dout, qkv, att2, B, T, C, NH, scr(T, C, NH));
     float maxfuture = 0, maxpast = 0;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
@@ -249,7 +263,7 @@ static void test_att_rows(void) {
     for (int si = 0; si < 2; si++) {
         test_fill_normal(&rng, qkv, nq, scales[si]);
         for (size_t i = 0; i < na; i++) att[i] = NAN; /* the kernel must write every entry */
-        attention_forward(out, att, qkv, B, T, C, NH);
+        attention_forward(out, att, qkv, B, T, C, NH, scr(T, C, NH));
         double worst_sum = 0;
         int upper_ok = 1, range_ok = 1, finite = 1;
         for (int bh = 0; bh < B * NH; bh++)
@@ -286,12 +300,12 @@ static void test_accumulates(void) {
     test_fill_normal(&rng, qkv, nq, 1.0f);
     test_fill_normal(&rng, dout, no, 1.0f);
     test_fill_normal(&rng, start, nq, 1.0f);
-    attention_forward(out, att, qkv, B, T, C, NH);
-    attention_backward(g1, dout, qkv, att, B, T, C, NH);
-    attention_backward(g2, dout, qkv, att, B, T, C, NH);
-    attention_backward(g2, dout, qkv, att, B, T, C, NH);
+    attention_forward(out, att, qkv, B, T, C, NH, scr(T, C, NH));
+    attention_backward(g1, dout, qkv, att, B, T, C, NH, scr(T, C, NH));
+    attention_backward(g2, dout, qkv, att, B, T, C, NH, scr(T, C, NH));
+    attention_backward(g2, dout, qkv, att, B, T, C, NH, scr(T, C, NH));
     memcpy(g3, start, nq * sizeof(float));
-    attention_backward(g3, dout, qkv, att, B, T, C, NH);
+    attention_backward(g3, dout, qkv, att, B, T, C, NH, scr(T, C, NH));
     for (size_t i = 0; i < nq; i++) {
         expect[i] = start[i] + g1[i];
         g1[i] *= 2.0f;
@@ -315,8 +329,8 @@ static void test_thread_invariance(void) {
     for (int r = 0; r < 2; r++) {
         out[r] = falloc(no), att[r] = falloc(na), dqkv[r] = falloc(nq);
         omp_set_num_threads(r + 1);
-        attention_forward(out[r], att[r], qkv, B, T, C, NH);
-        attention_backward(dqkv[r], dout, qkv, att[r], B, T, C, NH);
+        attention_forward(out[r], att[r], qkv, B, T, C, NH, scr(T, C, NH));
+        attention_backward(dqkv[r], dout, qkv, att[r], B, T, C, NH, scr(T, C, NH));
     }
     omp_set_num_threads(saved);
     CHECK(!memcmp(out[0], out[1], no * sizeof(float)), "out differs between 1 and 2 threads");
@@ -326,8 +340,31 @@ static void test_thread_invariance(void) {
     free(qkv), free(dout);
 }
 
-static void test_scratch_is_zero(void) {
-    CHECK(attention_scratch_floats(300, 8) == 0, "backward is documented to need no caller scratch");
+/* The kernels stay inside attention_scratch_floats(...) floats: the scratch
+ * sits between guard values that must survive forward and backward on two
+ * threads, at a T longer than any earlier test's. */
+static void test_scratch_bounds(void) {
+    const int B = 3, T = 37, C = 12, NH = 3, GUARD = 64;
+    test_rng rng = {test_seed() + 900};
+    size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
+    float *qkv = falloc(nq), *dout = falloc(no), *out = falloc(no), *att = falloc(na), *dqkv = falloc(nq);
+    for (size_t i = 0; i < nq; i++) qkv[i] = (float)test_rng_normal(&rng);
+    for (size_t i = 0; i < no; i++) dout[i] = (float)test_rng_normal(&rng);
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    size_t n = attention_scratch_floats(T, C, NH, 2);
+    CHECK(n >= (size_t)2 * T * (C / NH), "scratch holds one transposed head per thread");
+    CHECK(attention_scratch_floats(0, C, NH, 2) == 0 && attention_scratch_floats(T, C, 0, 2) == 0,
+          "degenerate shapes need no scratch");
+    float *buf = falloc(n + 2 * GUARD);
+    for (int i = 0; i < GUARD; i++) buf[i] = buf[GUARD + n + i] = 12345.0f;
+    attention_forward(out, att, qkv, B, T, C, NH, buf + GUARD);
+    attention_backward(dqkv, dout, qkv, att, B, T, C, NH, buf + GUARD);
+    omp_set_num_threads(saved);
+    int intact = 1;
+    for (int i = 0; i < GUARD; i++) intact &= buf[i] == 12345.0f && buf[GUARD + n + i] == 12345.0f;
+    CHECK(intact, "guards around the scratch were overwritten");
+    free(buf), free(qkv), free(dout), free(out), free(att), free(dqkv);
 }
 
 int main(int argc, char **argv) {
@@ -339,6 +376,6 @@ int main(int argc, char **argv) {
     TEST_RUN(test_att_rows);
     TEST_RUN(test_accumulates);
     TEST_RUN(test_thread_invariance);
-    TEST_RUN(test_scratch_is_zero);
+    TEST_RUN(test_scratch_bounds);
     return test_finish();
 }
