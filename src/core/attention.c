@@ -40,17 +40,6 @@
 #include <stddef.h>
 
 #include "core/fastmath.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 /* Per-thread scratch: one head's keys (forward) or values (backward)
  * transposed, (hs, T), then one row of dP / dS (T). */
@@ -124,7 +113,7 @@ static void attention_forward_impl(float *out, float *att, const float *qkv, int
         const int b = bh / NH, h = bh % NH;
         const float *base = qkv + (size_t)b * T * C3 + (size_t)h * hs; /* q of (b, t=0, h) */
         float *att_bh = att + (size_t)bh * T * T;
-        float *k_T = scratch + (size_t)thread_id() * thread_floats(T, hs);
+        float *k_T = scratch + (size_t)par_thread_id() * thread_floats(T, hs);
         transpose_head(k_T, base + C, C3, T, hs);
 
         for (int t1 = 0; t1 < T; t1++) {
@@ -202,7 +191,7 @@ static void attention_backward_impl(float *dqkv, const float *dout, const float 
         const float *base = qkv + off;
         float *dbase = dqkv + off;
         const float *att_bh = att + (size_t)bh * T * T;
-        float *v_T = scratch + (size_t)thread_id() * thread_floats(T, hs);
+        float *v_T = scratch + (size_t)par_thread_id() * thread_floats(T, hs);
         float *ds = v_T + (size_t)hs * T; /* dP, then dS, of the current row (T) */
         const float *k = base + (size_t)C;
         transpose_head(v_T, base + 2 * (size_t)C, C3, T, hs);

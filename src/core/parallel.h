@@ -15,11 +15,33 @@
 #define ICL_PARALLEL_H
 
 #include <stddef.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* The threshold, 2^16 by default. Tests of thread-count independence set it
  * to 0 so their small shapes really run on two threads. */
 extern size_t par_min_work;
 void par_set_min_work(size_t n);
 #define PAR_MIN_WORK par_min_work
+
+/* The calling thread's index in the current parallel region (0 outside one,
+ * or without OpenMP): kernels index their per-thread scratch with it. */
+static inline int par_thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Threads a parallel region opened here would get (1 without OpenMP). */
+static inline int par_max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
 
 #endif

@@ -53,9 +53,6 @@
 #include <string.h>
 
 #include "core/fastmath.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 /* The per-sequence bodies are instantiated twice, for N == 16 (Mamba's
  * d_state, a constant trip count: the n loops unroll into four SSE
@@ -66,14 +63,6 @@
 #else
 #define SCAN_INLINE static inline
 #endif
-
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 /* Floats of per-thread scratch for the forward and the backward. */
 static size_t fwd_thread_floats(int E, int N) { return (size_t)N * E + 2 * (size_t)E; }
@@ -175,7 +164,7 @@ static void scan_forward_impl(float *y, const float *u, const float *delta, cons
 
 #pragma omp parallel for schedule(static) if ((size_t)B * T * E * N >= PAR_MIN_WORK)
     for (int b = 0; b < B; b++) {
-        float *ws = per_thread + (size_t)thread_id() * fwd_thread_floats(E, N);
+        float *ws = per_thread + (size_t)par_thread_id() * fwd_thread_floats(E, N);
         if (N == 16) forward_seq(y, ws, u, delta, AT, Bm, Cm, ldbc, D, b, T, E, 16);
         else forward_seq(y, ws, u, delta, AT, Bm, Cm, ldbc, D, b, T, E, N);
     }
@@ -297,7 +286,7 @@ static void scan_backward_impl(float *du, float *ddelta, float *dA_log, float *d
 
 #pragma omp parallel for schedule(static) if ((size_t)B * T * E * N >= PAR_MIN_WORK)
     for (int b = 0; b < B; b++) {
-        float *ws = per_thread + (size_t)thread_id() * bwd_thread_floats(T, E, N);
+        float *ws = per_thread + (size_t)par_thread_id() * bwd_thread_floats(T, E, N);
         float *dAp = partials + (size_t)b * part_stride, *dDp = dAp + NE;
         if (N == 16)
             backward_seq(du, ddelta, dAp, dDp, dBm, dCm, ws, dy, u, delta, AT, Bm, Cm, ldbc, D, b, T, E, 16);

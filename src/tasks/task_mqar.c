@@ -25,31 +25,13 @@
  * each query slot (ycls) is the key's value; CE loss and exact-match
  * accuracy there. example = m for the m-th query in time order.
  */
+#include "core/parallel.h"
 #include "tasks/task.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-static int n_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 /* Rescale v (d) to norm sqrt(d) (a zero vector stays zero). */
 static void to_sphere(float *v, int d) {
@@ -92,14 +74,14 @@ static void vmqar_prompt(const task_spec *s, batch *b, int bi, rng_t *r, int *pe
 }
 
 icl_status task_vector_mqar_fill(const task_spec *s, batch *b, uint64_t seed, uint64_t stream0) {
-    int nth = n_threads();
+    int nth = par_max_threads();
     int *perm = malloc((size_t)nth * (size_t)s->kappa * sizeof(int));
     if (!perm) return icl_fail(ICL_ERR_NOMEM, "task %s: out of memory for sampling scratch", s->name);
     size_t work = (size_t)b->B * b->T * s->n_dims;
 #pragma omp parallel for schedule(static) if (work >= TASK_PAR_MIN_WORK)
     for (int bi = 0; bi < b->B; bi++) {
         rng_t r = rng_make(seed, stream0 + (uint64_t)bi);
-        vmqar_prompt(s, b, bi, &r, perm + (size_t)thread_id() * s->kappa);
+        vmqar_prompt(s, b, bi, &r, perm + (size_t)par_thread_id() * s->kappa);
     }
     free(perm);
     return ICL_OK;
@@ -167,7 +149,7 @@ static void tmqar_prompt(const task_spec *s, batch *b, int bi, rng_t *r, tmqar_s
 }
 
 icl_status task_token_mqar_fill(const task_spec *s, batch *b, uint64_t seed, uint64_t stream0) {
-    int nth = n_threads();
+    int nth = par_max_threads();
     size_t ni = (size_t)s->vocab / 2 + (size_t)s->seq_len, nd = (size_t)s->seq_len / 2 + 1;
     int *is = malloc((size_t)nth * ni * sizeof(int));
     double *ds = malloc((size_t)nth * nd * sizeof(double));
@@ -179,7 +161,7 @@ icl_status task_token_mqar_fill(const task_spec *s, batch *b, uint64_t seed, uin
     size_t work = (size_t)b->B * ((size_t)s->vocab / 2 + (size_t)s->seq_len * s->kappa);
 #pragma omp parallel for schedule(static) if (work >= TASK_PAR_MIN_WORK)
     for (int bi = 0; bi < b->B; bi++) {
-        int th = thread_id();
+        int th = par_thread_id();
         tmqar_scratch z = {is + (size_t)th * ni, is + (size_t)th * ni + s->vocab / 2, ds + (size_t)th * nd};
         rng_t r = rng_make(seed, stream0 + (uint64_t)bi);
         tmqar_prompt(s, b, bi, &r, z);
