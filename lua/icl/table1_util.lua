@@ -27,9 +27,11 @@ function U.quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
 -- Writes text to path through a temporary file and a rename, so a reader
 -- (or an interruption, which can raise between any two Lua instructions)
--- sees either the old file or the new one, never half of one.
+-- sees either the old file or the new one, never half of one. The temporary
+-- name is random (Lua 5.4 seeds math.random per process), so two runs
+-- writing the same output folder cannot truncate each other's file.
 function U.write_file(path, text)
-  local tmp = path .. ".tmp"
+  local tmp = string.format("%s.tmp.%08x", path, math.random(0, 0x7fffffff))
   local f, err = io.open(tmp, "w")
   if not f then error("table1: cannot write " .. tmp .. ": " .. tostring(err), 0) end
   local ok, werr = f:write(text)
