@@ -304,6 +304,14 @@ local ok, err = pcall(function()
   state.uname, state.host, state.nproc = U.shell("uname -srvmo"), U.shell("uname -n"), U.shell("nproc")
   state.cpu = U.shell("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'")
   if state.cpu == "" then state.cpu = "unknown CPU" end
+  -- the commit of the source tree this runs from, "+changes" if it has
+  -- uncommitted edits (empty outside a git checkout)
+  local src = U.quote((tostring(arg[0]):match("^(.*)/[^/]*$") or "."))
+  local commit = U.shell("git -C " .. src .. " rev-parse --short HEAD 2>/dev/null")
+  if commit ~= "" then
+    local dirty = U.shell("git -C " .. src .. " status --porcelain --untracked-files=no 2>/dev/null | head -1")
+    RUN.engine = icl.version .. " @" .. commit .. (dirty ~= "" and "+changes" or "")
+  end
   state.threads = icl.threads()
   local d = io.open(C.dir(state.out)) -- opening a folder for reading works on Linux: it exists
   if d then d:close()

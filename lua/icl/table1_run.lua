@@ -100,6 +100,10 @@ function M.new_run(R, arch, seed)
            curve_pts = {} }
 end
 
+-- The engine a cell records (M.engine, set by table1.lua to the version and
+-- the source commit when known; icl.version otherwise). Recorded, not compared.
+M.engine = nil
+
 -- Trains and scores run (from M.new_run) to plan.budget; rs holds the
 -- row's info and baselines. on_point() is called after every curve point
 -- (the caller rewrites its outputs there now and then).
@@ -108,7 +112,7 @@ function M.run_cell(rs, run, plan, on_point)
   run.t0 = U.now()
   run.status = "running"
   run.info, run.baselines = rs.info, rs.baselines
-  run.engine, run.threads = icl.version, icl.threads()
+  run.engine, run.threads = M.engine or icl.version, icl.threads()
   run.date, run.host = os.date("!%Y-%m-%d %H:%M UTC"), plan.host
   run.m, run.t, run.tr = M.build(R, run.arch, run.seed, plan)
   curve_point(run, plan, U.NAN)
