@@ -9,7 +9,7 @@
 -- evaluation (256 prompts) is timed; the final scoring (1,280 prompts,
 -- icl.eval plus the Lua scorer and bootstrap) is estimated as 2.5 times the
 -- curve evaluation scaled to 1,280 prompts. The budget is the number of
--- steps the SLOWEST architecture fits in 85% of 15 minutes after its 30
+-- steps the SLOWEST architecture fits in 65% of 15 minutes after its 30
 -- curve points and final scoring, rounded down to two significant digits.
 -- Nothing is written; the output is a table and the lines to paste.
 -- Not here: the run itself.
@@ -20,7 +20,12 @@ local U = require("icl.table1_util")
 local M = {}
 
 M.CELL_LIMIT_S = 15 * 60
-M.SAFETY = 0.85 -- share of the cap the budget plans for: load varies
+-- The share of the cap the budget plans for. This VM's speed drifts: within
+-- one hour, with nothing else running, the same linear-regression cell ran
+-- at 25-39 steps/s (Transformer) and 11-17 (Mamba), i.e. down to 0.7 of
+-- what a 20-step measurement can catch; 0.65 keeps such a cell under 15
+-- minutes (0.85 did not: a Mamba cell was on course for 17).
+M.SAFETY = 0.65
 M.N_CURVE = 30
 local WARM, TIMED = 2, 20
 
