@@ -18,6 +18,8 @@
 #ifndef ICL_BATCH_H
 #define ICL_BATCH_H
 
+#include <stddef.h>
+
 typedef enum { LOSS_MSE = 0, LOSS_BCE = 1, LOSS_CE = 2 } loss_kind;
 
 typedef struct {
@@ -31,6 +33,11 @@ typedef struct {
     float *mask;
     float *metric;
     int *example;
+    /* The samplers' per-thread scratch (task_batch_scratch): grown at the
+     * first task_sample that needs more and then kept, so sampling a batch
+     * in the training step allocates nothing. Freed by task_batch_free. */
+    void *scratch;
+    size_t scratch_bytes;
 } batch;
 
 #endif

@@ -646,7 +646,17 @@ icl_status task_batch_alloc(batch *b, const task *t, int cap_B) {
     return ICL_OK;
 }
 
+void *task_batch_scratch(batch *b, size_t bytes) {
+    if (bytes <= b->scratch_bytes && b->scratch) return b->scratch;
+    void *p = realloc(b->scratch, bytes ? bytes : 1);
+    if (!p) return NULL;
+    b->scratch = p;
+    b->scratch_bytes = bytes;
+    return p;
+}
+
 void task_batch_free(batch *b) {
+    free(b->scratch);
     free(b->x);
     free(b->tok);
     free(b->y);

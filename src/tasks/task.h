@@ -250,6 +250,10 @@ int task_describe(const task *t, char *buf, size_t n);
  * cores are shared. Results never depend on it (each prompt has its stream). */
 #define TASK_PAR_MIN_WORK ((size_t)1 << 16)
 
+/* At least `bytes` of scratch owned by b (aligned for double), grown only
+ * when a call needs more than any before it; NULL when out of memory. */
+void *task_batch_scratch(batch *b, size_t bytes);
+
 icl_status task_regression_fill(const task_spec *s, int d_cur, int n_cur, batch *b, uint64_t seed,
                                 uint64_t stream0);
 icl_status task_parity_fill(const task_spec *s, int d_cur, int n_cur, batch *b, uint64_t seed, uint64_t stream0);

@@ -21,14 +21,12 @@
  * (task_metric_out = 1). Slot 3i+2 predicts the next x, which is random:
  * mask = 0 there.
  */
+#include "core/parallel.h"
 #include "tasks/task.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 static void cot_prompt(const task_spec *s, int d_cur, int n, batch *b, int bi, rng_t *r, float *fs) {
     const int d = s->n_dims, h = s->hidden, T = b->T, O = b->O;
@@ -65,23 +63,14 @@ static void cot_prompt(const task_spec *s, int d_cur, int n, batch *b, int bi, r
 }
 
 icl_status task_cot_fill(const task_spec *s, int d_cur, int n_cur, batch *b, uint64_t seed, uint64_t stream0) {
-    int nth = 1;
-#ifdef _OPENMP
-    nth = omp_get_max_threads();
-#endif
     size_t per = (size_t)s->hidden * ((size_t)s->n_dims + 2);
-    float *fs = malloc((size_t)nth * per * sizeof(float));
+    float *fs = task_batch_scratch(b, (size_t)par_max_threads() * per * sizeof(float));
     if (!fs) return icl_fail(ICL_ERR_NOMEM, "task %s: out of memory for sampling scratch", s->name);
     size_t work = (size_t)b->B * b->T * s->n_dims * s->hidden;
 #pragma omp parallel for schedule(static) if (work >= TASK_PAR_MIN_WORK)
     for (int bi = 0; bi < b->B; bi++) {
-        int th = 0;
-#ifdef _OPENMP
-        th = omp_get_thread_num();
-#endif
         rng_t r = rng_make(seed, stream0 + (uint64_t)bi);
-        cot_prompt(s, d_cur, n_cur, b, bi, &r, fs + (size_t)th * per);
+        cot_prompt(s, d_cur, n_cur, b, bi, &r, fs + (size_t)par_thread_id() * per);
     }
-    free(fs);
     return ICL_OK;
 }

@@ -75,7 +75,7 @@ static void vmqar_prompt(const task_spec *s, batch *b, int bi, rng_t *r, int *pe
 
 icl_status task_vector_mqar_fill(const task_spec *s, batch *b, uint64_t seed, uint64_t stream0) {
     int nth = par_max_threads();
-    int *perm = malloc((size_t)nth * (size_t)s->kappa * sizeof(int));
+    int *perm = task_batch_scratch(b, (size_t)nth * (size_t)s->kappa * sizeof(int));
     if (!perm) return icl_fail(ICL_ERR_NOMEM, "task %s: out of memory for sampling scratch", s->name);
     size_t work = (size_t)b->B * b->T * s->n_dims;
 #pragma omp parallel for schedule(static) if (work >= TASK_PAR_MIN_WORK)
@@ -83,7 +83,6 @@ icl_status task_vector_mqar_fill(const task_spec *s, batch *b, uint64_t seed, ui
         rng_t r = rng_make(seed, stream0 + (uint64_t)bi);
         vmqar_prompt(s, b, bi, &r, perm + (size_t)par_thread_id() * s->kappa);
     }
-    free(perm);
     return ICL_OK;
 }
 
@@ -151,13 +150,10 @@ static void tmqar_prompt(const task_spec *s, batch *b, int bi, rng_t *r, tmqar_s
 icl_status task_token_mqar_fill(const task_spec *s, batch *b, uint64_t seed, uint64_t stream0) {
     int nth = par_max_threads();
     size_t ni = (size_t)s->vocab / 2 + (size_t)s->seq_len, nd = (size_t)s->seq_len / 2 + 1;
-    int *is = malloc((size_t)nth * ni * sizeof(int));
-    double *ds = malloc((size_t)nth * nd * sizeof(double));
-    if (!is || !ds) {
-        free(is);
-        free(ds);
-        return icl_fail(ICL_ERR_NOMEM, "task %s: out of memory for sampling scratch", s->name);
-    }
+    /* scratch: doubles (nth x nd) first, for their alignment, then ints (nth x ni) */
+    double *ds = task_batch_scratch(b, (size_t)nth * nd * sizeof(double) + (size_t)nth * ni * sizeof(int));
+    if (!ds) return icl_fail(ICL_ERR_NOMEM, "task %s: out of memory for sampling scratch", s->name);
+    int *is = (int *)(ds + (size_t)nth * nd);
     size_t work = (size_t)b->B * ((size_t)s->vocab / 2 + (size_t)s->seq_len * s->kappa);
 #pragma omp parallel for schedule(static) if (work >= TASK_PAR_MIN_WORK)
     for (int bi = 0; bi < b->B; bi++) {
@@ -166,7 +162,5 @@ icl_status task_token_mqar_fill(const task_spec *s, batch *b, uint64_t seed, uin
         rng_t r = rng_make(seed, stream0 + (uint64_t)bi);
         tmqar_prompt(s, b, bi, &r, z);
     }
-    free(is);
-    free(ds);
     return ICL_OK;
 }

@@ -17,14 +17,12 @@
  * Each coordinate of x costs one random bit: a prompt draws ceil(d/64) words
  * per example, so sampling 64 prompts of 140 examples is cheap.
  */
+#include "core/parallel.h"
 #include "tasks/task.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 /* k distinct coordinates among the first m into sub[0..k) (partial Fisher-Yates on perm). */
 static void draw_subset(rng_t *r, int *perm, int m, int k, int *sub) {
@@ -63,12 +61,10 @@ static void parity_prompt(const task_spec *s, const int *shared_sub, int d_cur, 
 }
 
 icl_status task_parity_fill(const task_spec *s, int d_cur, int n_cur, batch *b, uint64_t seed, uint64_t stream0) {
-    int nth = 1;
-#ifdef _OPENMP
-    nth = omp_get_max_threads();
-#endif
+    int nth = par_max_threads();
     size_t per = (size_t)s->k + (size_t)s->n_dims;
-    int *scratch = malloc(((size_t)nth + 1) * per * sizeof(int));
+    /* per-thread slots, then one shared slot for a subset drawn per batch */
+    int *scratch = task_batch_scratch(b, ((size_t)nth + 1) * per * sizeof(int));
     if (!scratch) return icl_fail(ICL_ERR_NOMEM, "task %s: out of memory for sampling scratch", s->name);
     int *shared = NULL;
     if (s->subset_per_batch) {
@@ -79,13 +75,8 @@ icl_status task_parity_fill(const task_spec *s, int d_cur, int n_cur, batch *b, 
     size_t work = (size_t)b->B * b->T * s->n_dims;
 #pragma omp parallel for schedule(static) if (work >= TASK_PAR_MIN_WORK)
     for (int bi = 0; bi < b->B; bi++) {
-        int th = 0;
-#ifdef _OPENMP
-        th = omp_get_thread_num();
-#endif
         rng_t r = rng_make(seed, stream0 + (uint64_t)bi);
-        parity_prompt(s, shared, d_cur, n_cur, b, bi, &r, scratch + (size_t)th * per);
+        parity_prompt(s, shared, d_cur, n_cur, b, bi, &r, scratch + (size_t)par_thread_id() * per);
     }
-    free(scratch);
     return ICL_OK;
 }

@@ -38,15 +38,13 @@
  *
  * Not here: sparse parity (task_parity.c), which shares the layout.
  */
+#include "core/parallel.h"
 #include "tasks/task.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 /* Per-thread scratch sizes. */
 typedef struct {
@@ -274,41 +272,30 @@ static void reg_prompt(const task_spec *s, const float *tr, int d_cur, int n, ba
 
 icl_status task_regression_fill(const task_spec *s, int d_cur, int n_cur, batch *b, uint64_t seed,
                                 uint64_t stream0) {
-    int nth = 1;
-#ifdef _OPENMP
-    nth = omp_get_max_threads();
-#endif
+    int nth = par_max_threads();
     scratch_size z = reg_scratch(s);
-    float *fs = malloc((size_t)nth * z.nf * sizeof(float));
-    int *is = malloc((size_t)nth * z.ni * sizeof(int));
+    /* scratch: per-thread floats (nth x nf), then ints (nth x ni) */
+    size_t nfs = (size_t)nth * z.nf, nis = (size_t)nth * z.ni;
+    float *fs = task_batch_scratch(b, nfs * sizeof(float) + nis * sizeof(int));
+    if (!fs) return icl_fail(ICL_ERR_NOMEM, "task %s: out of memory for sampling scratch", s->name);
+    int *is = (int *)(fs + nfs);
     float *tr = NULL;
     if (s->kind == TASK_LINEAR_REGRESSION && s->ood != TASK_OOD_NONE) {
+        /* OOD evaluation only, never a training step: its d x d transform
+         * is built per call */
         tr = malloc((size_t)s->n_dims * s->n_dims * sizeof(float));
-        if (tr && ood_transform(s, seed, tr)) {
+        if (!tr || ood_transform(s, seed, tr)) {
             free(tr);
-            tr = NULL;
-            free(fs);
-            fs = NULL;
+            return icl_fail(ICL_ERR_NOMEM, "task %s: out of memory for the ood transform", s->name);
         }
-    }
-    if (!fs || !is || (s->kind == TASK_LINEAR_REGRESSION && s->ood != TASK_OOD_NONE && !tr)) {
-        free(fs);
-        free(is);
-        free(tr);
-        return icl_fail(ICL_ERR_NOMEM, "task %s: out of memory for sampling scratch", s->name);
     }
     size_t work = (size_t)b->B * b->T * s->n_dims * (s->kind == TASK_RELU2NN_REGRESSION ? s->hidden : 1);
 #pragma omp parallel for schedule(static) if (work >= TASK_PAR_MIN_WORK)
     for (int bi = 0; bi < b->B; bi++) {
-        int th = 0;
-#ifdef _OPENMP
-        th = omp_get_thread_num();
-#endif
+        int th = par_thread_id();
         rng_t r = rng_make(seed, stream0 + (uint64_t)bi);
         reg_prompt(s, tr, d_cur, n_cur, b, bi, &r, fs + (size_t)th * z.nf, is + (size_t)th * z.ni);
     }
-    free(fs);
-    free(is);
     free(tr);
     return ICL_OK;
 }
