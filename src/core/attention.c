@@ -38,12 +38,29 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "core/fastmath.h"
 
+/* Keys per register block of row_scores: four 16-float vectors. */
+#define ATT_BLOCK 64
+
+/* 16 floats as one value (GCC/Clang vector extension; AVX-512 one register,
+ * AVX2 two, SSE four). Loaded with memcpy: no alignment is assumed. */
+typedef float v16 __attribute__((vector_size(64)));
+static inline v16 v16_load(const float *p) {
+    v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* T rounded up to a whole block: the row stride of a transposed head, whose
+ * padding is zeroed, so row_scores may read a whole block past n. */
+static int padded_T(int T) { return (T + ATT_BLOCK - 1) / ATT_BLOCK * ATT_BLOCK; }
+
 /* Per-thread scratch: one head's keys (forward) or values (backward)
- * transposed, (hs, T), then one row of dP / dS (T). */
-static size_t thread_floats(int T, int hs) { return (size_t)hs * T + (size_t)T; }
+ * transposed, (hs, Tp), then one row of dP / dS (Tp). */
+static size_t thread_floats(int T, int hs) { return ((size_t)hs + 1) * (size_t)padded_T(T); }
 
 size_t attention_scratch_floats(int T, int C, int NH, int nthreads) {
     if (T <= 0 || C <= 0 || NH <= 0) return 0;
@@ -73,27 +90,42 @@ static inline void axpy4_f(float *restrict y, const float a[4], const float *res
  * SIMD lanes, with no horizontal sums (hs is 16 at d_model 64: one dot
  * product per vector register, whose reduction cost more than its FMAs). */
 static void transpose_head(float *restrict x_T, const float *restrict x, size_t C3, int T, int hs) {
+    const int Tp = padded_T(T);
     for (int t = 0; t < T; t++)
-        for (int i = 0; i < hs; i++) x_T[(size_t)i * T + t] = x[(size_t)t * C3 + i];
+        for (int i = 0; i < hs; i++) x_T[(size_t)i * Tp + t] = x[(size_t)t * C3 + i];
+    for (int i = 0; i < hs; i++)
+        for (int t = T; t < Tp; t++) x_T[(size_t)i * Tp + t] = 0.0f;
 }
 
 /* s[t2] = alpha * sum_i a[i] x_T[i][t2] for t2 < n: one query (or dout) row
- * against n keys (or values), summed over i in order, one axpy along t2 per
- * i (written this way because GCC does not vectorise the outer t2 loop of
- * the dot-product form). s stays in L1 between the hs passes. */
+ * against n keys (or values), summed over i in order. Blocks of ATT_BLOCK
+ * keys keep their sums in four vector registers while i runs over the
+ * head (the axpy-per-i form loaded and stored the row hs times, and for
+ * T ~ 80 spent its time in loop overhead); x_T's rows are padded to whole
+ * blocks (transpose_head), so a block may run past n. */
 static inline void row_scores(float *restrict s, const float *restrict a, const float *restrict x_T, int T, int n,
                               int hs, float alpha) {
-    const float a0 = a[0];
-#pragma omp simd
-    for (int t2 = 0; t2 < n; t2++) s[t2] = a0 * x_T[t2];
-    for (int i = 1; i < hs; i++) {
-        const float ai = a[i];
-        const float *restrict xi = x_T + (size_t)i * T;
-#pragma omp simd
-        for (int t2 = 0; t2 < n; t2++) s[t2] += ai * xi[t2];
+    const int Tp = padded_T(T);
+    for (int t0 = 0; t0 < n; t0 += ATT_BLOCK) {
+        /* acc: four vectors, written as 16-lane pieces so that GCC keeps
+         * them in registers (a float[64] stayed in memory) */
+        v16 acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0};
+        for (int i = 0; i < hs; i++) {
+            const v16 ai = (v16){0} + a[i];
+            const float *xi = x_T + (size_t)i * Tp + t0;
+            acc0 += ai * v16_load(xi);
+            acc1 += ai * v16_load(xi + 16);
+            acc2 += ai * v16_load(xi + 32);
+            acc3 += ai * v16_load(xi + 48);
+        }
+        float acc[ATT_BLOCK];
+        memcpy(acc, &acc0, sizeof acc0);
+        memcpy(acc + 16, &acc1, sizeof acc1);
+        memcpy(acc + 32, &acc2, sizeof acc2);
+        memcpy(acc + 48, &acc3, sizeof acc3);
+        const int m = n - t0 < ATT_BLOCK ? n - t0 : ATT_BLOCK;
+        for (int j = 0; j < m; j++) s[t0 + j] = acc[j] * alpha;
     }
-#pragma omp simd
-    for (int t2 = 0; t2 < n; t2++) s[t2] *= alpha;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -192,7 +224,7 @@ static void attention_backward_impl(float *dqkv, const float *dout, const float 
         float *dbase = dqkv + off;
         const float *att_bh = att + (size_t)bh * T * T;
         float *v_T = scratch + (size_t)par_thread_id() * thread_floats(T, hs);
-        float *ds = v_T + (size_t)hs * T; /* dP, then dS, of the current row (T) */
+        float *ds = v_T + (size_t)hs * padded_T(T); /* dP, then dS, of the current row (T) */
         const float *k = base + (size_t)C;
         transpose_head(v_T, base + 2 * (size_t)C, C3, T, hs);
 

@@ -35,14 +35,12 @@ void attn_block_backward(const model *m, block *bl, float *dres, const float *re
     float *const *P = bl->p, *const *G = bl->g;
     float *datty = s->d2, *dqkv = s->d1;
     /* output projection: d(atty) = dres W_proj; dW_proj += dres^T atty */
-    memset(datty, 0, sizeof(float) * (size_t)BT * D);
     linear_backward(datty, G[AT_PROJ_W], G[AT_PROJ_B], dres, bl->atty, P[AT_PROJ_W], BT, D, D);
     /* attention core */
     memset(dqkv, 0, sizeof(float) * (size_t)BT * 3 * D);
     attention_backward(dqkv, datty, bl->qkv, bl->att, B, T, D, m->NH, m->att_scratch);
     icl_tick();
     /* fused QKV projection */
-    memset(s->dln, 0, sizeof(float) * (size_t)BT * D);
     linear_backward(s->dln, G[AT_QKV_W], G[AT_QKV_B], dqkv, bl->ln_out, P[AT_QKV_W], BT, D, 3 * D);
     /* pre-norm: the LN gradient joins the residual gradient */
     layernorm_backward(dres, G[AT_LN_W], G[AT_LN_B], s->dln, res_in, P[AT_LN_W], bl->ln_mean, bl->ln_rstd, BT, D);

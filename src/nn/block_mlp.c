@@ -27,11 +27,9 @@ void mlp_block_backward(const model *m, block *bl, float *dres, const float *res
     const int D = m->D, H = 4 * m->D, BT = B * T;
     float *const *P = bl->p, *const *G = bl->g;
     float *dfcg = s->d2, *dfc = s->d1;
-    memset(dfcg, 0, sizeof(float) * (size_t)BT * H);
     linear_backward(dfcg, G[ML_PROJ_W], G[ML_PROJ_B], dres, bl->fcg, P[ML_PROJ_W], BT, H, D);
     memset(dfc, 0, sizeof(float) * (size_t)BT * H);
     gelu_backward(dfc, dfcg, bl->fc, (size_t)BT * H);
-    memset(s->dln, 0, sizeof(float) * (size_t)BT * D);
     linear_backward(s->dln, G[ML_FC_W], G[ML_FC_B], dfc, bl->ln_out, P[ML_FC_W], BT, D, H);
     layernorm_backward(dres, G[ML_LN_W], G[ML_LN_B], s->dln, res_in, P[ML_LN_W], bl->ln_mean, bl->ln_rstd, BT, D);
 }

@@ -19,10 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/attention.h"
 #include "core/blas.h"
 #include "core/budget.h"
 #include "core/layernorm.h"
-#include "core/attention.h"
+#include "core/parallel.h"
 #include "core/scan.h"
 #include "core/tick.h"
 #include "nn/model_internal.h"
@@ -40,19 +41,39 @@ void linear_forward(float *out, const float *inp, const float *w, const float *b
     }
 }
 
+/* Columns per chunk of colsum_accumulate: its double accumulators (2 KiB)
+ * stay in registers and L1 while the rows stream past. */
+#define COLSUM_CHUNK 256
+
 void colsum_accumulate(float *db, const float *d, int rows, int cols, int ld) {
-    /* per column in a fixed row order: deterministic for any thread count */
-#pragma omp parallel for schedule(static) if ((size_t)rows * cols > (1u << 16))
-    for (int j = 0; j < cols; j++) {
-        double s = 0;
-        for (size_t i = 0; i < (size_t)rows; i++) s += d[i * ld + j];
-        db[j] += (float)s;
+    /* Each column is summed in double over rows 0..rows-1 in order, so the
+     * result does not depend on the thread count or the chunking. The rows
+     * are read in order, a chunk of contiguous columns at a time, with the
+     * column loop vectorised (reading a whole column at stride ld, as the
+     * first version did, cost 9% of a Transformer step at d_model 128). */
+    int nth = (size_t)rows * cols > ((size_t)1 << 16) ? par_max_threads() : 1;
+    int chunk = (cols + nth - 1) / nth;
+    chunk = (chunk + 15) / 16 * 16;
+    if (chunk > COLSUM_CHUNK) chunk = COLSUM_CHUNK;
+    if (chunk < 1) chunk = 1;
+    int n_chunks = (cols + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (nth > 1 && n_chunks > 1)
+    for (int c = 0; c < n_chunks; c++) {
+        const int j0 = c * chunk, nj = cols - j0 < chunk ? cols - j0 : chunk;
+        double acc[COLSUM_CHUNK];
+        for (int j = 0; j < nj; j++) acc[j] = 0.0;
+        for (size_t i = 0; i < (size_t)rows; i++) {
+            const float *row = d + i * ld + j0;
+#pragma omp simd
+            for (int j = 0; j < nj; j++) acc[j] += row[j];
+        }
+        for (int j = 0; j < nj; j++) db[j0 + j] += (float)acc[j];
     }
 }
 
 void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                      int rows, int in, int cols) {
-    if (dinp) blas_gemm(0, 0, rows, in, cols, 1.0f, dout, cols, w, in, 1.0f, dinp, in);
+    if (dinp) blas_gemm(0, 0, rows, in, cols, 1.0f, dout, cols, w, in, 0.0f, dinp, in);
     blas_gemm(1, 0, cols, in, rows, 1.0f, dout, cols, inp, in, 1.0f, dw, in);
     if (db) colsum_accumulate(db, dout, rows, cols, cols);
 }
@@ -493,7 +514,6 @@ icl_status model_backward(model *m, const float *dout) {
     block_scratch sc = {m->dln, m->d_big1, m->d_big2, {m->d_e[0], m->d_e[1], m->d_e[2], m->d_e[3], m->d_e[4], m->d_e[5]},
                         m->d_e[6]};
     /* read-out and final norm */
-    memset(m->dln, 0, sizeof(float) * BT * D);
     linear_backward(m->dln, m->g_ro_w, m->g_ro_b, dout, m->lnf_out, m->ro_w, (int)BT, D, s->n_out);
     memset(m->dres, 0, sizeof(float) * BT * D);
     layernorm_backward(m->dres, m->g_lnf_w, m->g_lnf_b, m->dln, m->res[s->n_blocks], m->lnf_w, m->lnf_mean,

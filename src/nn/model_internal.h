@@ -74,7 +74,9 @@ void s4mamba_block_backward(const model *m, block *bl, float *dres, const float 
 /* Small shared helpers (model.c). */
 /* out (rows, cols) = inp (rows, in) W^T (+ b), W (cols, in): a Linear. */
 void linear_forward(float *out, const float *inp, const float *w, const float *b, int rows, int in, int cols);
-/* dinp (+=, may be NULL), dw (+=), db (+=, may be NULL) of a Linear. */
+/* dinp (=, overwritten; may be NULL), dw (+=), db (+=, may be NULL) of a
+ * Linear. dinp is written, not accumulated: every caller wants the fresh
+ * gradient, and the GEMM writing it (beta 0) saves zeroing it first. */
 void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                      int rows, int in, int cols);
 /* db[j] += sum_i d[i, j] for d (rows, cols) with row stride ld. */
