@@ -168,3 +168,5 @@ clean:
 -include mk/fuzz.mk
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)
+# test and bench binaries rebuild when a header they include changes
+-include $(TEST_BIN:=.d) $(BENCH_BIN:=.d)
