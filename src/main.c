@@ -264,7 +264,14 @@ static int parse_mode(main_ctx *c) {
 static void prefer_passive_openmp(char **argv) {
     if (getenv("OMP_WAIT_POLICY") || getenv("ICLPLAY_NO_REEXEC")) return;
     if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) || setenv("ICLPLAY_NO_REEXEC", "1", 1)) return;
-    execv("/proc/self/exe", argv); /* returns only on failure: then go on as we are */
+    /* exec the file /proc/self/exe points to, not the link: the process
+     * name (top, ps, pkill) comes from the executed path, and would read
+     * "exe" */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || (size_t)n >= sizeof self - 1) return;
+    self[n] = '\0';
+    execv(self, argv); /* returns only on failure: then go on as we are */
 }
 
 int main(int argc, char **argv) {

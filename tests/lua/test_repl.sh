@@ -202,5 +202,16 @@ if [ $rc1 -eq 0 ] && has "iclplay run script.lua" && [ $rc2 -eq 0 ] && has "iclp
     ok "--help, --version, unknown mode"
 else bad "--help, --version, unknown mode"; fi
 
+# Started without OMP_WAIT_POLICY, iclplay sets it to PASSIVE and executes
+# itself once more; the process must still be named after its file (top, ps
+# and pkill read that), not "exe" as when /proc/self/exe itself was run.
+env -u OMP_WAIT_POLICY -u ICLPLAY_NO_REEXEC "$EXE" -e \
+    'print(io.open("/proc/self/comm"):read("l") .. " " .. tostring(os.getenv("OMP_WAIT_POLICY")))' \
+    >"$tmp/stdout" 2>&1
+cp "$tmp/stdout" "$tmp/out"
+if line "$(basename "$EXE" | cut -c1-15) PASSIVE"; then
+    ok "the re-executed process keeps its name and waits passively"
+else bad "the re-executed process keeps its name and waits passively"; fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
