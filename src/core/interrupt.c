@@ -22,7 +22,22 @@ void icl_terminate_request(int sig) {
 
 int icl_terminate_pending(void) { return (int)term_sig; }
 
-static void on_terminate(int sig) { icl_terminate_request(sig); }
+/* The handlers' entry for SIGTERM and SIGHUP. A second one while the first
+ * is still being honoured means the program is not getting to its next
+ * check (Lua runs a __gc finalizer with its hooks off, or a C loop has no
+ * tick): then the signal's default action ends the process at once, as a
+ * second Ctrl-C does in lua.c. Files stay whole: every write goes to a
+ * temporary file first. (Ctrl-C keeps its one meaning, "stop": a second
+ * impatient Ctrl-C during a long step must not cost the session.) */
+void icl_terminate_signal(int sig) {
+    if (term_sig) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    }
+    icl_terminate_request(sig);
+}
+
+static void on_terminate(int sig) { icl_terminate_signal(sig); }
 
 static void on_interrupt(int sig) {
     (void)sig;

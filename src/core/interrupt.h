@@ -28,6 +28,10 @@ int icl_interrupt_install(void);
  * Async-signal-safe; 0 from install on success. */
 int icl_terminate_install(void);
 void icl_terminate_request(int sig);
+/* What a SIGTERM/SIGHUP handler calls: icl_terminate_request, or, when the
+ * process is already terminating, the signal's default action (the second
+ * signal ends a program stuck where no check runs). */
+void icl_terminate_signal(int sig);
 int icl_terminate_pending(void); /* the signal number, or 0 */
 
 #endif

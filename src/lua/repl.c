@@ -77,12 +77,17 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
  * documented as safe to call from a signal handler). */
 static volatile sig_atomic_t call_interrupted; /* a signal stopped the last repl_docall */
 
-static void on_sigint_running(int sig) {
-    if (sig != SIGINT) icl_terminate_request(sig); /* SIGTERM, SIGHUP: the process ends after this call */
-    icl_interrupt_request();
+/* Stop the running call at its next Lua instruction. */
+static void arm_interrupt(void) {
     call_interrupted = 1;
     lua_State *L = sig_L;
     if (L) lua_sethook(L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+}
+
+static void on_sigint_running(int sig) {
+    if (sig != SIGINT) icl_terminate_signal(sig); /* SIGTERM, SIGHUP: the process ends after this call */
+    icl_interrupt_request();
+    arm_interrupt();
 }
 
 int repl_last_call_interrupted(void) { return call_interrupted != 0; }
@@ -118,7 +123,7 @@ int repl_docall(lua_State *L, int narg, int nres) {
     for (int i = 0; i < 3; i++) have_old[i] = sigaction(sigs[i], &sa, &old[i]) == 0;
     /* a signal that came between two calls (main's flag-only handlers) stops
      * this one at its first instruction */
-    if (icl_interrupt_pending()) on_sigint_running(icl_terminate_pending() ? icl_terminate_pending() : SIGINT);
+    if (icl_interrupt_pending()) arm_interrupt();
     int status;
     if (icl_terminate_pending()) { /* no new command once the process is ending */
         lua_settop(L, base);

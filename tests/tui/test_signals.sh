@@ -138,6 +138,35 @@ if [ $rc -eq 143 ] && [ -s "$REC/model-1.safetensors" ] && [ ! -e "$REC/model-2.
 else bad "SIGTERM to iclplay run: status 143, only the unsaved model is recovered, stderr says so" "rc=$rc
 $(cat "$tmp/run.err"; cat "$REC/index.tsv" 2>&1)"; fi
 
+# ---- a Lua finalizer that never returns: the second SIGTERM ends it ----------------------------------------
+# Lua runs __gc with its hooks off, so the first signal cannot stop it at an
+# instruction; the second must end the process (default action) at once.
+
+cat > "$tmp/gc.lua" <<'EOF'
+setmetatable({}, { __gc = function() io.stdout:write("in gc\n"); io.stdout:flush(); while true do end end })
+collectgarbage()
+EOF
+(cd "$tmp" && ICLPLAY_RECOVERY="$REC" "$EXE" run gc.lua > "$tmp/gc.out" 2>&1) &
+gpid=$!
+n=300
+while [ $n -gt 0 ] && ! grep -q "in gc" "$tmp/gc.out" 2>/dev/null; do sleep 0.1; n=$((n - 1)); done
+kill -TERM $gpid 2>/dev/null
+sleep 1
+alive1=0; kill -0 $gpid 2>/dev/null && alive1=1
+kill -TERM $gpid 2>/dev/null
+n=50
+while [ $n -gt 0 ] && kill -0 $gpid 2>/dev/null; do sleep 0.1; n=$((n - 1)); done
+if kill -0 $gpid 2>/dev/null; then
+    kill -KILL $gpid 2>/dev/null
+    bad "a second SIGTERM ends a Lua finalizer that never returns" "still running 5 s after the second SIGTERM"
+else
+    wait $gpid
+    grc=$?
+    if [ $alive1 -eq 1 ] && [ $grc -eq 143 ]; then ok "a second SIGTERM ends a Lua finalizer that never returns (status 143)"
+    else bad "a second SIGTERM ends a Lua finalizer that never returns (status 143)" "alive after first: $alive1, rc=$grc
+$(cat "$tmp/gc.out")"; fi
+fi
+
 # ---- a SIGWINCH storm -------------------------------------------------------------------------------------
 
 start "'$EXE'"
