@@ -33,7 +33,7 @@ FUZZ_DIR   := build/fuzz
 # replayed, without these, by make test): functions UBSan leaves alone
 # (tests/fuzz/known.ignorelist) and FUZZ_SKIP_* checks the targets skip.
 # Empty it (`make fuzz FUZZ_KNOWN=`) once src/ is fixed.
-FUZZ_KNOWN  ?= -fsanitize-ignorelist=tests/fuzz/known.ignorelist -DFUZZ_SKIP_OOD_CUBIC
+FUZZ_KNOWN  ?= -fsanitize-ignorelist=tests/fuzz/known.ignorelist
 
 # -O1 -g: fast enough to fuzz, stacks that point at the line.
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer

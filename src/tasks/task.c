@@ -420,6 +420,11 @@ icl_status task_spec_validate(const task_spec *s) {
                             s->ood);
         if (s->ood == TASK_OOD_HALF_SUBSPACE && s->n_dims < 2)
             return icl_fail(ICL_ERR_ARG, "task %s: ood = half_subspace needs n_dims >= 2 (got %d)", nm, s->n_dims);
+        /* every task_sample of an ood task builds a random d x d rotation
+         * (task_regression.c): O(d^3), 20 ms at 256, hours at 65536 */
+        if (s->ood != TASK_OOD_NONE && s->n_dims > TASK_OOD_MAX_DIMS)
+            return icl_fail(ICL_ERR_ARG, "task %s: ood needs n_dims <= %d (got %d): each batch builds a random "
+                            "n_dims x n_dims rotation", nm, TASK_OOD_MAX_DIMS, s->n_dims);
         break;
     case TASK_SPARSE_LINEAR_REGRESSION:
     case TASK_SPARSE_PARITY: st = check_k(s, dc); break;

@@ -250,6 +250,9 @@ int task_describe(const task *t, char *buf, size_t n);
  * cores are shared. Results never depend on it (each prompt has its stream). */
 #define TASK_PAR_MIN_WORK ((size_t)1 << 16)
 
+/* The largest n_dims of a linear_regression with an `ood` transform. */
+#define TASK_OOD_MAX_DIMS 256
+
 /* At least `bytes` of scratch owned by b (aligned for double), grown only
  * when a call needs more than any before it; NULL when out of memory. */
 void *task_batch_scratch(batch *b, size_t bytes);

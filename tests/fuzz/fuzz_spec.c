@@ -230,13 +230,6 @@ static int sp_sample(const task *t, uint64_t seed, uint64_t stream0) {
     if (2 * T * w > SP_MAX_SAMPLE) return 0;
     const task_spec *s = task_get_spec(t);
     if (s->kind == TASK_DECISION_TREE && s->depth > 12) return 0; /* 2^depth nodes per prompt */
-#ifdef FUZZ_SKIP_OOD_CUBIC
-    /* Known issue, kept in tests/fuzz/crashes/spec/ (timeout-a08f87ca...): every
-     * task_sample call of linear_regression with ood rebuilds a d x d rotation
-     * in O(d^3) (task_regression.c ood_transform), seconds at d = 511 and hours
-     * at the d = 65536 validation allows. Skipped while the fix is pending. */
-    if (s->kind == TASK_LINEAR_REGRESSION && s->ood != TASK_OOD_NONE && s->n_dims > 64) return 0;
-#endif
     batch b;
     icl_status st = task_batch_alloc(&b, t, 2);
     if (st != ICL_OK) return sp_failed("task_batch_alloc", st);

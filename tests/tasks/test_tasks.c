@@ -633,6 +633,14 @@ static void test_validation(void) {
     task_spec_set(&s, "dims_end", 6);
     CHECK(err_has(task_spec_validate(&s), ICL_ERR_ARG, "dims_end (6) must be <= n_dims (5)"), "end > d: %s",
           icl_error());
+    /* an ood transform is a random d x d rotation per batch: d is capped */
+    task_spec_default(&s, "linear_regression");
+    task_spec_set(&s, "ood", 1);
+    task_spec_set(&s, "n_dims", TASK_OOD_MAX_DIMS + 1);
+    CHECK(err_has(task_spec_validate(&s), ICL_ERR_ARG, "ood needs n_dims <= 256 (got 257)"), "ood d: %s",
+          icl_error());
+    task_spec_set(&s, "n_dims", TASK_OOD_MAX_DIMS);
+    CHECK(task_spec_validate(&s) == ICL_OK, "ood at d = %d must validate: %s", TASK_OOD_MAX_DIMS, icl_error());
 
     task_spec_default(&s, "cot_io");
     task_spec_set(&s, "hidden", 11);
