@@ -41,7 +41,7 @@ BUILD   := build/$(MODE)
 # are left to OpenBLAS's own threads (never called inside a parallel region).
 OPT_release := -O2 -DNDEBUG
 OPT_debug   := -O0 -g3
-OPT_asan    := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT_asan    := -O1 -g -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=all
 OPT_valgrind := -O1 -g
 OPT     := $(OPT_$(MODE))
 # valgrind 3.19 does not know AVX-512: its build is portable.
@@ -58,7 +58,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  = -std=c11 -D_DEFAULT_SOURCE -fopenmp -Isrc -I$(BLAS_INC) $(OPT) $(NATIVE) $(WARN) $(PKG_CFLAGS) -MMD -MP $(EXTRA_CFLAGS)
 LDLIBS  = $(BLAS_LIBS) $(PKG_LIBS) -fopenmp -lm
-SAN_asan := -fsanitize=address,undefined
+SAN_asan := -fsanitize=address,undefined,float-cast-overflow
 LDFLAGS = $(SAN_$(MODE))
 
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/nn/*.c src/tasks/*.c src/train/*.c src/lua/*.c src/tui/*.c))
