@@ -26,6 +26,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/budget.h"
@@ -536,6 +537,7 @@ static int l_sample(lua_State *L) {
     lt->L = L; /* a custom fill runs on this thread for this call */
     icl_status st = task_sample(t, &b, B, (uint64_t)seed, (uint64_t)stream);
     lt->L = owner;
+    free(b.scratch); /* the samplers' scratch is the one buffer not owned by Lua */
     if (st) return lbind_fail(L, "t:sample");
 
     if (loss == LOSS_CE) {
