@@ -22,6 +22,7 @@ need liblua5.4-dev /usr/include/lua5.4/lua.h
 need libncurses-dev /usr/include/ncursesw/ncurses.h
 need libreadline-dev /usr/include/readline/readline.h
 need tmux tmux
+need procps pgrep      # the tmux tests check that no program outlives its terminal
 need valgrind valgrind  # make test: memcheck of a short session
 # (make fuzz also needs clang-14 and libclang-rt-14-dev; mk/fuzz.mk says so when they are missing)
 

@@ -32,6 +32,41 @@ test_begin() {
     trap 'exit 1' INT TERM HUP
 }
 
+# tl_tree PID: PID and all its descendants.
+tl_tree() {
+    echo "$1"
+    for tl_c in $(pgrep -P "$1" 2>/dev/null); do tl_tree "$tl_c"; done
+}
+
+# tl_stop_server TMUX-COMMAND: kills the tmux server; every process that ran
+# in its panes must be gone within 10 s (a program whose terminal vanishes
+# gets SIGHUP and must end). Survivors are killed; in a release build that is
+# a failure, in a sanitizer build a note (LeakSanitizer's exit-time check can
+# hang in a process whose terminal is gone: it waits forever for a thread
+# to stop; seen as an orphaned iclplay-asan spinning after `make test`).
+tl_stop_server() {
+    tl_pids=""
+    for tl_p in $($1 list-panes -a -F '#{pane_pid}' 2>/dev/null); do tl_pids="$tl_pids $(tl_tree "$tl_p")"; done
+    $1 kill-server >/dev/null 2>&1
+    [ -z "$tl_pids" ] && return 0
+    tl_i=100
+    while [ $tl_i -gt 0 ]; do
+        tl_alive=""
+        for tl_p in $tl_pids; do kill -0 "$tl_p" 2>/dev/null && tl_alive="$tl_alive $tl_p"; done
+        [ -z "$tl_alive" ] && return 0
+        sleep 0.1
+        tl_i=$((tl_i - 1))
+    done
+    tl_what=$(ps -o pid=,args= -p "$(echo $tl_alive | tr ' ' ',')" 2>/dev/null | head -3)
+    kill -KILL $tl_alive 2>/dev/null
+    if [ -n "$ICLPLAY_TEST_SANITIZED" ]; then
+        echo "note    still running 10 s after its terminal closed, killed (sanitizer build): $tl_what"
+    else
+        bad "every program ends when its terminal closes" "still running 10 s after the tmux server was killed:
+$tl_what"
+    fi
+}
+
 test_cleanup() {
     for s in $tl_servers; do tmux -L "$s" -f /dev/null kill-server >/dev/null 2>&1; done
     sockdir="${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)"
@@ -60,6 +95,8 @@ check() { # check NAME COMMAND...: ok when the command succeeds
 }
 
 test_end() {
+    [ -n "$T" ] && tl_stop_server "$T"
+    T=""
     echo "$passed passed, $failed failed"
     [ "$failed" -eq 0 ]
 }
@@ -71,7 +108,7 @@ have_tmux() {
 }
 
 tmux_start() { # tmux_start SESSION CMD
-    [ -n "$T" ] && $T kill-server >/dev/null 2>&1
+    [ -n "$T" ] && tl_stop_server "$T"
     tl_n=$(( ${tl_n:-0} + 1 ))
     tl_sock="iclplay-test-$$-$tl_n"
     tl_servers="$tl_servers $tl_sock"
