@@ -58,9 +58,12 @@ static inline v16 v16_load(const float *p) {
  * padding is zeroed, so row_scores may read a whole block past n. */
 static int padded_T(int T) { return (T + ATT_BLOCK - 1) / ATT_BLOCK * ATT_BLOCK; }
 
+/* Query rows whose dk/dv updates the backward makes together. */
+#define ATT_ROWS 4
+
 /* Per-thread scratch: one head's keys (forward) or values (backward)
- * transposed, (hs, Tp), then one row of dP / dS (Tp). */
-static size_t thread_floats(int T, int hs) { return ((size_t)hs + 1) * (size_t)padded_T(T); }
+ * transposed, (hs, Tp), then ATT_ROWS rows of dP / dS (Tp each). */
+static size_t thread_floats(int T, int hs) { return ((size_t)hs + ATT_ROWS) * (size_t)padded_T(T); }
 
 size_t attention_scratch_floats(int T, int C, int NH, int nthreads) {
     if (T <= 0 || C <= 0 || NH <= 0) return 0;
@@ -202,16 +205,32 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
  *   dq[t1]  += scale * sum_t2 dS[t2] k[t2]
  *   dk[t2]  += scale * dS[t2] q[t1]
  * The masked entries have P = 0, hence dS = 0, so the loops stop at t2 = t1.
- * The row needs sum_j P[j] dP[j] before any dS, hence passes per row:
- *   1. dP along t2 from the head's transposed values (row_scores), and its
- *      P-weighted sum;
- *   2. dS (scaled, over dP in the row buffer), then dk and dv per key;
- *   3. dq from dS, four keys at a time.
+ * A row needs sum_j P[j] dP[j] before any dS. Rows go in groups of
+ * ATT_ROWS consecutive queries t1 = r .. r+3:
+ *   1. per row: dP along t2 from the head's transposed values (row_scores),
+ *      its P-weighted sum, then dS (scaled) over dP in the row's buffer;
+ *   2. dk and dv for the keys all four rows see (t2 <= r): each key's rows
+ *      are loaded and stored once for the four rows (axpy4 over the four
+ *      consecutive q rows, and over the four dout rows), not four times;
+ *      the three keys only some rows see (r < t2 <= r+3) row by row;
+ *   3. per row: dq from dS, four keys at a time.
+ * Rows left over at the end (T not a multiple of 4) go one at a time.
  */
+/* Pass 1 of row t1: ds (n = t1 + 1) = scale * P * (dP - sum_j P[j] dP[j]). */
+static inline void row_ds(float *restrict ds, const float *restrict go, const float *restrict v_T,
+                          const float *restrict arow, int T, int n, int hs, float scale) {
+    row_scores(ds, go, v_T, T, n, hs, 1.0f);
+    float pdp = 0.0f;
+#pragma omp simd reduction(+ : pdp)
+    for (int t2 = 0; t2 < n; t2++) pdp += arow[t2] * ds[t2];
+#pragma omp simd
+    for (int t2 = 0; t2 < n; t2++) ds[t2] = arow[t2] * (ds[t2] - pdp) * scale;
+}
+
 static void attention_backward_impl(float *dqkv, const float *dout, const float *qkv, const float *att, int B,
                                     int T, int C, int NH, float *scratch) {
     if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
-    const int hs = C / NH;
+    const int hs = C / NH, Tp = padded_T(T);
     const size_t C3 = 3 * (size_t)C;
     const float scale = 1.0f / sqrtf((float)hs);
     const int pairs = B * NH;
@@ -224,36 +243,46 @@ static void attention_backward_impl(float *dqkv, const float *dout, const float 
         float *dbase = dqkv + off;
         const float *att_bh = att + (size_t)bh * T * T;
         float *v_T = scratch + (size_t)par_thread_id() * thread_floats(T, hs);
-        float *ds = v_T + (size_t)hs * padded_T(T); /* dP, then dS, of the current row (T) */
+        float *ds = v_T + (size_t)hs * Tp; /* ATT_ROWS rows of dP, then dS (Tp each) */
         const float *k = base + (size_t)C;
+        const float *go0 = dout + (size_t)b * T * C + (size_t)h * hs; /* dout of (b, t=0, h) */
         transpose_head(v_T, base + 2 * (size_t)C, C3, T, hs);
 
-        for (int t1 = 0; t1 < T; t1++) {
-            const float *q = base + (size_t)t1 * C3;
-            float *dq = dbase + (size_t)t1 * C3;
-            const float *go = dout + ((size_t)b * T + t1) * C + (size_t)h * hs;
-            const float *arow = att_bh + (size_t)t1 * T;
-            const int n = t1 + 1;
-
-            /* pass 1: dP and its P-weighted sum */
-            row_scores(ds, go, v_T, T, n, hs, 1.0f);
-            float pdp = 0.0f;
-#pragma omp simd reduction(+ : pdp)
-            for (int t2 = 0; t2 < n; t2++) pdp += arow[t2] * ds[t2];
-
-            /* pass 2: dS, dk, dv */
-#pragma omp simd
-            for (int t2 = 0; t2 < n; t2++) ds[t2] = arow[t2] * (ds[t2] - pdp) * scale;
-            for (int t2 = 0; t2 < n; t2++) {
-                float *dk = dbase + (size_t)t2 * C3 + C;
-                axpy_f(dk, ds[t2], q, hs);
-                axpy_f(dk + C, arow[t2], go, hs); /* dv */
+        for (int r = 0; r < T;) {
+            const int g = T - r >= ATT_ROWS ? ATT_ROWS : 1; /* rows in this group */
+            for (int j = 0; j < g; j++)
+                row_ds(ds + (size_t)j * Tp, go0 + (size_t)(r + j) * C, v_T, att_bh + (size_t)(r + j) * T, T,
+                       r + j + 1, hs, scale);
+            /* pass 2: dk[t2] += sum_j dS_j[t2] q_j, dv[t2] += sum_j P_j[t2] dout_j */
+            const float *q_r = base + (size_t)r * C3, *go_r = go0 + (size_t)r * C;
+            if (g == ATT_ROWS) {
+                const float *P0 = att_bh + (size_t)r * T;
+                for (int t2 = 0; t2 <= r; t2++) {
+                    float *dk = dbase + (size_t)t2 * C3 + C;
+                    const float a[4] = {ds[t2], ds[Tp + t2], ds[2 * (size_t)Tp + t2], ds[3 * (size_t)Tp + t2]};
+                    const float p[4] = {P0[t2], P0[T + t2], P0[2 * (size_t)T + t2], P0[3 * (size_t)T + t2]};
+                    axpy4_f(dk, a, q_r, C3, hs);
+                    axpy4_f(dk + C, p, go_r, (size_t)C, hs); /* dv */
+                }
             }
-
+            for (int j = 0; j < g; j++) { /* the keys only some rows of the group see (all, for a single row) */
+                const float *arow = att_bh + (size_t)(r + j) * T, *dsj = ds + (size_t)j * Tp;
+                for (int t2 = g == ATT_ROWS ? r + 1 : 0; t2 <= r + j; t2++) {
+                    float *dk = dbase + (size_t)t2 * C3 + C;
+                    axpy_f(dk, dsj[t2], q_r + (size_t)j * C3, hs);
+                    axpy_f(dk + C, arow[t2], go_r + (size_t)j * C, hs); /* dv */
+                }
+            }
             /* pass 3: dq[t1] += sum over keys of dS[t2] k[t2] */
-            int t2 = 0;
-            for (; t2 + 4 <= n; t2 += 4) axpy4_f(dq, ds + t2, k + (size_t)t2 * C3, C3, hs);
-            for (; t2 < n; t2++) axpy_f(dq, ds[t2], k + (size_t)t2 * C3, hs);
+            for (int j = 0; j < g; j++) {
+                float *dq = dbase + (size_t)(r + j) * C3;
+                const float *dsj = ds + (size_t)j * Tp;
+                const int n = r + j + 1;
+                int t2 = 0;
+                for (; t2 + 4 <= n; t2 += 4) axpy4_f(dq, dsj + t2, k + (size_t)t2 * C3, C3, hs);
+                for (; t2 < n; t2++) axpy_f(dq, dsj[t2], k + (size_t)t2 * C3, hs);
+            }
+            r += g;
         }
     }
 }
