@@ -16,6 +16,7 @@ local ROWS = require("icl.table1_rows")
 local S = require("icl.table1_stats")
 local U = require("icl.table1_util")
 local svg = require("icl.table1_svg")
+local MEASURE = require("icl.table1_measure")
 
 local R_ = {}
 
@@ -184,8 +185,9 @@ local function budget_lines(state, add)
   add("## Budgets")
   add()
   add("Fixed step budgets per row, committed in lua/icl/table1_rows.lua (derived with `--measure-budgets`: the "
-    .. "steps the slowest architecture of the row fits in 15 minutes with its evaluations, measured on this "
-    .. "2-core machine; see the notes there). Speeds are training steps per second over the cells' training "
+    .. "steps the slowest architecture of the row fits in " .. math.floor(MEASURE.SAFETY * 100 + 0.5)
+    .. "% of 15 minutes with its evaluations, measured on this 2-core machine; the margin is for the machine's "
+    .. "drifting speed; see the notes there). Speeds are training steps per second over the cells' training "
     .. "time, from this run's and the saved cells' own timings.")
   add()
   add("| row | budget | curve every | training steps/s | longest cell |")
