@@ -41,6 +41,7 @@
 #include "core/loss.h"
 #include "core/safetensors.h"
 #include "train/trainer.h"
+#include "bench_util.h"
 
 typedef struct { const char *name; int D, L, H, d, points, B; } config;
 
@@ -49,8 +50,6 @@ static const config configs[] = {
     {"medium", 128, 8, 8, 10, 40, 64},
     {"paper", 256, 12, 8, 20, 41, 64},
 };
-
-#include "bench_util.h"
 
 /* Resident kB from /proc/self/status ("VmRSS:" or "VmHWM:"), -1 if unknown. */
 static long status_kb(const char *key) {
@@ -97,34 +96,30 @@ static icl_status setup(const char *arch, const config *k, task **t, model **m, 
     return trainer_init(tr, *m, *t, &oc, k->B, 1);
 }
 
+/* Reports the library's last error; the status for main. */
+static int fail(void) {
+    fprintf(stderr, "bench_step: %s\n", icl_error());
+    return 1;
+}
+
 static int run_time(const char *arch, const config *k, int threads, int warm, int reps) {
     long base_kb = status_kb("VmRSS:");
     blas_set_threads(threads);
     task *t = NULL;
     model *m = NULL;
     trainer tr;
-    if (setup(arch, k, &t, &m, &tr)) {
-        fprintf(stderr, "bench_step: %s\n", icl_error());
-        return 1;
-    }
+    if (setup(arch, k, &t, &m, &tr)) return fail();
     for (int i = 0; i < warm; i++)
-        if (trainer_step(&tr)) {
-            fprintf(stderr, "bench_step: %s\n", icl_error());
-            return 1;
-        }
+        if (trainer_step(&tr)) return fail();
     double *times = malloc(sizeof(double) * (size_t)reps), sum = 0;
     if (!times) return 1;
     for (int i = 0; i < reps; i++) {
         double t0 = now_s();
-        if (trainer_step(&tr)) {
-            fprintf(stderr, "bench_step: %s\n", icl_error());
-            return 1;
-        }
+        if (trainer_step(&tr)) return fail();
         times[i] = now_s() - t0;
         sum += times[i];
     }
-    qsort(times, (size_t)reps, sizeof *times, cmp_double);
-    double med = reps % 2 ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
+    double med = median(times, reps); /* sorts: times[0] is the minimum */
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"impl\":\"iclplay\",\"arch\":\"%s\",\"config\":\"%s\",\"threads\":%d,\"warm\":%d,\"reps\":%d,"
@@ -143,28 +138,19 @@ static int run_dump(const char *arch, const config *k, const char *path) {
     task *t = NULL;
     model *m = NULL;
     trainer tr;
-    if (setup(arch, k, &t, &m, &tr)) {
-        fprintf(stderr, "bench_step: %s\n", icl_error());
-        return 1;
-    }
+    if (setup(arch, k, &t, &m, &tr)) return fail();
     batch *b = &tr.b;
     const int O = m->spec.n_out;
     icl_status st = task_sample(t, b, k->B, 1, 0);
     if (!st) st = model_forward(m, b->x, b->tok, k->B, b->T);
-    if (st) {
-        fprintf(stderr, "bench_step: %s\n", icl_error());
-        return 1;
-    }
+    if (st) return fail();
     const int N = k->B * b->T;
     double loss = trainer_loss_of(b, m->out, O);
     float loss_f = (float)loss;
     memset(tr.dout, 0, sizeof(float) * (size_t)N * O);
     loss_mse_backward(tr.dout, 1.0f, m->out, b->y, b->mask, N, O);
     model_zero_grad(m);
-    if (model_backward(m, tr.dout)) {
-        fprintf(stderr, "bench_step: %s\n", icl_error());
-        return 1;
-    }
+    if (model_backward(m, tr.dout)) return fail();
     /* every parameter, every gradient, then batch, predictions, loss */
     const size_t nt = (size_t)m->n_tensors, n = 2 * nt + 5;
     st_tensor *ts = calloc(n, sizeof *ts);
@@ -195,10 +181,7 @@ static int run_dump(const char *arch, const config *k, const char *path) {
     st = st_write(path, ts, n, mk, mv, 4);
     free(ts);
     free(names);
-    if (st) {
-        fprintf(stderr, "bench_step: %s\n", icl_error());
-        return 1;
-    }
+    if (st) return fail();
     printf("wrote %s: %s %s, %zu parameters, loss %.9g\n", path, arch, k->name, m->n_params, loss);
     trainer_free(&tr);
     model_free(m);
