@@ -21,19 +21,23 @@
  *     paid a horizontal sum per (t, c) for y and three in the backward:
  *     this layout made a Mamba training step 1.48x faster (d_model 64, 4
  *     blocks, 81 tokens, batch 64, one thread: 4.33 -> 6.40 steps/s).
- *   - exp(delta A) is fm_expf (core/fastmath.h: a polynomial exp that
- *     vectorises; glibc's scalar expf was about 60% of the instructions, and
- *     its vector variant needs -ffast-math, which the project forbids). One
- *     exp per (t, c, n) in the forward, two in the backward (state recompute
- *     and the adjoint step).
- *   - A = -exp(A_log) is computed once per call, transposed (N, E), into
- *     shared scratch.
+ *   - exp(delta A) is computed as 2^(delta * A log2 e) by fm_exp2f
+ *     (core/fastmath.h: a polynomial that vectorises; glibc's scalar expf
+ *     was about 60% of the instructions, and its vector variant needs
+ *     -ffast-math, which the project forbids). In base 2 the range reduction
+ *     is exact and nearly free: 15 vector operations per exp instead of
+ *     fm_expf's 24, and the exp is still most of the scan (one per (t, c, n)
+ *     in the forward, two in the backward: state recompute and adjoint
+ *     step). Rounding A log2 e adds one rounding to the exponent, the same
+ *     size as the rounding of delta * A itself.
+ *   - A = -exp(A_log) and A log2 e are computed once per call, transposed
+ *     (N, E), into shared scratch.
  *   - No allocation: the caller provides scan_scratch_floats(...) floats.
  *   - Threads index scratch by omp_get_thread_num(), so the kernels must not
  *     be called from inside an enclosing parallel region.
  *
  * Scratch layout (floats), nthreads = the caller's omp_get_max_threads():
- *   AT       (N, E)                      shared, filled before the parallel loop
+ *   AT, A2T  (N, E) each                 shared, filled before the parallel loop
  *   forward : per thread  h (N, E) + d*u (E) + y accumulator (E)
  *   backward: partials    B x [dA (N, E) + dD (E)]   one slot per SEQUENCE
  *             per thread  states (T, N, E) + adjoint g (N, E) + d*u, sum_n g B,
@@ -74,42 +78,50 @@ size_t scan_scratch_floats(int B, int T, int E, int N, int nthreads) {
     if (B <= 0 || T <= 0 || E <= 0 || N <= 0) return 0;
     if (nthreads < 1) nthreads = 1;
     size_t NE = (size_t)N * E;
-    size_t fwd = NE + (size_t)nthreads * fwd_thread_floats(E, N);
-    size_t bwd = NE + (size_t)B * (NE + (size_t)E) + (size_t)nthreads * bwd_thread_floats(T, E, N);
+    size_t fwd = 2 * NE + (size_t)nthreads * fwd_thread_floats(E, N);
+    size_t bwd = 2 * NE + (size_t)B * (NE + (size_t)E) + (size_t)nthreads * bwd_thread_floats(T, E, N);
     return fwd > bwd ? fwd : bwd;
 }
 
-/* AT[n,c] = A[c,n] = -exp(A_log[c,n]): computed once per call, stored
- * transposed (N, E) so that the kernels read it along channels. */
-static void fill_AT(float *AT, const float *A_log, int E, int N) {
+#define SCAN_LOG2E 1.44269504088896341f
+
+/* AT[n,c] = A[c,n] = -exp(A_log[c,n]) and A2T = AT log2 e (exp(delta A) =
+ * 2^(delta A2)): computed once per call, stored transposed (N, E) so that
+ * the kernels read them along channels. scan_states forms the same values
+ * with the same expressions. */
+static void fill_AT(float *AT, float *A2T, const float *A_log, int E, int N) {
     for (int c = 0; c < E; c++)
-        for (int n = 0; n < N; n++) AT[(size_t)n * E + c] = -expf(A_log[(size_t)c * N + n]);
+        for (int n = 0; n < N; n++) {
+            size_t i = (size_t)n * E + c;
+            AT[i] = -expf(A_log[(size_t)c * N + n]);
+            A2T[i] = AT[i] * SCAN_LOG2E;
+        }
 }
 
 /* One time step of one channel in the (E, N) layout of the probe:
- * a[n] = exp(d A[n]), then h[n] = a[n] h[n] + (d u) B[n]. The same
- * expressions, operand for operand, as the channel-major kernels below, so
- * scan_states gives bitwise the states the forward and backward use. */
-static inline void step_channel(float *restrict h, float *restrict a, const float *restrict Ac,
+ * a[n] = exp(d A[n]) = 2^(d A2[n]), then h[n] = a[n] h[n] + (d u) B[n]. The
+ * same expressions, operand for operand, as the channel-major kernels below,
+ * so scan_states gives bitwise the states the forward and backward use. */
+static inline void step_channel(float *restrict h, float *restrict a, const float *restrict A2c,
                                 const float *restrict Bt, float d, float u, int N) {
-    for (int n = 0; n < N; n++) a[n] = fm_expf(d * Ac[n]);
+    for (int n = 0; n < N; n++) a[n] = fm_exp2f(d * A2c[n]);
     float du = d * u;
-    for (int n = 0; n < N; n++) h[n] = a[n] * h[n] + du * Bt[n];
+    for (int n = 0; n < N; n++) h[n] = FM_FMA(a[n], h[n], du * Bt[n]);
 }
 
 /* States of sequence b at step t, channel-major: ht[n,c] = a h_{t-1}[n,c] +
- * (d u)[c] B[n] with a = exp(d[c] A[c,n]); hp = h_{t-1} (zeros at t = 0).
- * du: (d u) of this step (E). */
-SCAN_INLINE void states_step(float *restrict ht, const float *restrict hp, const float *restrict AT,
+ * (d u)[c] B[n] with a = exp(d[c] A[c,n]) = 2^(d[c] A2T[n,c]); hp = h_{t-1}
+ * (zeros at t = 0). du: (d u) of this step (E). */
+SCAN_INLINE void states_step(float *restrict ht, const float *restrict hp, const float *restrict A2T,
                              const float *restrict dt, const float *restrict du, const float *restrict Bt,
                              int E, int N) {
     for (int n = 0; n < N; n++) {
-        const float *An = AT + (size_t)n * E, *hpn = hp + (size_t)n * E;
+        const float *A2n = A2T + (size_t)n * E, *hpn = hp + (size_t)n * E;
         float *hn = ht + (size_t)n * E, Bn = Bt[n];
 #pragma omp simd
         for (int c = 0; c < E; c++) {
-            float a = fm_expf(dt[c] * An[c]);
-            hn[c] = a * hpn[c] + du[c] * Bn;
+            float a = fm_exp2f(dt[c] * A2n[c]);
+            hn[c] = FM_FMA(a, hpn[c], du[c] * Bn);
         }
     }
 }
@@ -120,7 +132,7 @@ SCAN_INLINE void states_step(float *restrict ht, const float *restrict hp, const
 
 /* Sequence b; ws: per-thread scratch, state h (N, E), then d*u (E) and the
  * output accumulator (E). */
-SCAN_INLINE void forward_seq(float *y, float *ws, const float *u, const float *delta, const float *AT,
+SCAN_INLINE void forward_seq(float *y, float *ws, const float *u, const float *delta, const float *A2T,
                              const float *Bm, const float *Cm, int ldbc, const float *D, int b, int T, int E,
                              int N) {
     size_t NE = (size_t)N * E;
@@ -139,14 +151,14 @@ SCAN_INLINE void forward_seq(float *y, float *ws, const float *u, const float *d
         /* h = a h + du B (in place) and y += C[n] h, one state n at a time:
          * every operation runs along the E channels, no horizontal sums */
         for (int n = 0; n < N; n++) {
-            const float *restrict An = AT + (size_t)n * E;
+            const float *restrict A2n = A2T + (size_t)n * E;
             float *restrict hn = h + (size_t)n * E;
             float Bn = Bt[n], Cn = Ct[n];
 #pragma omp simd
             for (int c = 0; c < E; c++) {
-                float a = fm_expf(dt[c] * An[c]);
-                hn[c] = a * hn[c] + du[c] * Bn;
-                acc[c] += Cn * hn[c];
+                float a = fm_exp2f(dt[c] * A2n[c]);
+                hn[c] = FM_FMA(a, hn[c], du[c] * Bn);
+                acc[c] = FM_FMA(Cn, hn[c], acc[c]);
             }
         }
 #pragma omp simd
@@ -158,15 +170,15 @@ static void scan_forward_impl(float *y, const float *u, const float *delta, cons
                   const float *Cm, int ldbc, const float *D, int B, int T, int E, int N, float *scratch) {
     if (B <= 0 || T <= 0 || E <= 0 || N <= 0) return;
     size_t NE = (size_t)N * E;
-    float *AT = scratch;
-    fill_AT(AT, A_log, E, N);
-    float *per_thread = scratch + NE;
+    float *AT = scratch, *A2T = AT + NE;
+    fill_AT(AT, A2T, A_log, E, N);
+    float *per_thread = A2T + NE;
 
 #pragma omp parallel for schedule(static) if ((size_t)B * T * E * N >= PAR_MIN_WORK)
     for (int b = 0; b < B; b++) {
         float *ws = per_thread + (size_t)par_thread_id() * fwd_thread_floats(E, N);
-        if (N == 16) forward_seq(y, ws, u, delta, AT, Bm, Cm, ldbc, D, b, T, E, 16);
-        else forward_seq(y, ws, u, delta, AT, Bm, Cm, ldbc, D, b, T, E, N);
+        if (N == 16) forward_seq(y, ws, u, delta, A2T, Bm, Cm, ldbc, D, b, T, E, 16);
+        else forward_seq(y, ws, u, delta, A2T, Bm, Cm, ldbc, D, b, T, E, N);
     }
 }
 
@@ -201,7 +213,7 @@ void scan_forward(float *y, const float *u, const float *delta, const float *A_l
  * dDp (E): this sequence's own partials of dA and dD. */
 SCAN_INLINE void backward_seq(float *du, float *ddelta, float *dAp, float *dDp, float *dBm, float *dCm,
                               float *ws, const float *dy, const float *u, const float *delta, const float *AT,
-                              const float *Bm, const float *Cm, int ldbc, const float *D, int b, int T, int E,
+                              const float *A2T, const float *Bm, const float *Cm, int ldbc, const float *D, int b, int T, int E,
                               int N) {
     size_t NE = (size_t)N * E;
     float *restrict hs = ws, *restrict g = hs + (size_t)T * NE;
@@ -217,7 +229,7 @@ SCAN_INLINE void backward_seq(float *du, float *ddelta, float *dAp, float *dDp, 
 #pragma omp simd
         for (int c = 0; c < E; c++) dub[c] = dt[c] * ut[c];
         float *ht = hs + (size_t)t * NE;
-        states_step(ht, t > 0 ? ht - NE : g, AT, dt, dub, Bm + row * (size_t)ldbc, E, N);
+        states_step(ht, t > 0 ? ht - NE : g, A2T, dt, dub, Bm + row * (size_t)ldbc, E, N);
     }
 
     for (int t = T - 1; t >= 0; t--) {
@@ -233,30 +245,31 @@ SCAN_INLINE void backward_seq(float *du, float *ddelta, float *dAp, float *dDp, 
             gdd[c] = 0.0f;
         }
         for (int n = 0; n < N; n++) {
-            const float *restrict An = AT + (size_t)n * E, *restrict hn = ht + (size_t)n * E;
+            const float *restrict An = AT + (size_t)n * E, *restrict A2n = A2T + (size_t)n * E;
+            const float *restrict hn = ht + (size_t)n * E;
             float *restrict gn = g + (size_t)n * E, *restrict dAn = dAp + (size_t)n * E;
             float Bn = Bt[n], Cn = Ct[n], dB = 0.0f, dC = 0.0f;
             if (t > 0) {
                 const float *restrict hpn = hn - NE; /* h_{t-1} */
 #pragma omp simd reduction(+ : dB, dC)
                 for (int c = 0; c < E; c++) {
-                    float a = fm_expf(dt[c] * An[c]);
-                    float gc = gn[c] + Cn * dyt[c]; /* now g_t */
+                    float a = fm_exp2f(dt[c] * A2n[c]);
+                    float gc = FM_FMA(Cn, dyt[c], gn[c]); /* now g_t */
                     float gah = gc * a * hpn[c];
-                    dC += dyt[c] * hn[c];
-                    gB[c] += gc * Bn;
-                    gdd[c] += An[c] * gah;
-                    dAn[c] += dt[c] * gah;
-                    dB += gc * dub[c];
+                    dC = FM_FMA(dyt[c], hn[c], dC);
+                    gB[c] = FM_FMA(gc, Bn, gB[c]);
+                    gdd[c] = FM_FMA(An[c], gah, gdd[c]);
+                    dAn[c] = FM_FMA(dt[c], gah, dAn[c]);
+                    dB = FM_FMA(gc, dub[c], dB);
                     gn[c] = gc * a; /* carry a_t g_t to step t-1 */
                 }
             } else { /* h_{-1} = 0: no dA or A-part of ddelta; g is not needed after */
 #pragma omp simd reduction(+ : dB, dC)
                 for (int c = 0; c < E; c++) {
-                    float gc = gn[c] + Cn * dyt[c];
-                    dC += dyt[c] * hn[c];
-                    gB[c] += gc * Bn;
-                    dB += gc * dub[c];
+                    float gc = FM_FMA(Cn, dyt[c], gn[c]);
+                    dC = FM_FMA(dyt[c], hn[c], dC);
+                    gB[c] = FM_FMA(gc, Bn, gB[c]);
+                    dB = FM_FMA(gc, dub[c], dB);
                 }
             }
             dBt[n] += dB;
@@ -278,9 +291,9 @@ static void scan_backward_impl(float *du, float *ddelta, float *dA_log, float *d
                    int ldbc, const float *D, int B, int T, int E, int N, float *scratch) {
     if (B <= 0 || T <= 0 || E <= 0 || N <= 0) return;
     size_t NE = (size_t)N * E;
-    float *AT = scratch;
-    fill_AT(AT, A_log, E, N);
-    float *partials = scratch + NE; /* B x [dA (N, E), dD (E)] */
+    float *AT = scratch, *A2T = AT + NE;
+    fill_AT(AT, A2T, A_log, E, N);
+    float *partials = A2T + NE; /* B x [dA (N, E), dD (E)] */
     size_t part_stride = NE + (size_t)E;
     float *per_thread = partials + (size_t)B * part_stride;
 
@@ -289,9 +302,9 @@ static void scan_backward_impl(float *du, float *ddelta, float *dA_log, float *d
         float *ws = per_thread + (size_t)par_thread_id() * bwd_thread_floats(T, E, N);
         float *dAp = partials + (size_t)b * part_stride, *dDp = dAp + NE;
         if (N == 16)
-            backward_seq(du, ddelta, dAp, dDp, dBm, dCm, ws, dy, u, delta, AT, Bm, Cm, ldbc, D, b, T, E, 16);
+            backward_seq(du, ddelta, dAp, dDp, dBm, dCm, ws, dy, u, delta, AT, A2T, Bm, Cm, ldbc, D, b, T, E, 16);
         else
-            backward_seq(du, ddelta, dAp, dDp, dBm, dCm, ws, dy, u, delta, AT, Bm, Cm, ldbc, D, b, T, E, N);
+            backward_seq(du, ddelta, dAp, dDp, dBm, dCm, ws, dy, u, delta, AT, A2T, Bm, Cm, ldbc, D, b, T, E, N);
     }
 
     /* Reduce the per-sequence partials in sequence order (deterministic). */
@@ -326,10 +339,10 @@ void scan_states(float *h, const float *u, const float *delta, const float *A_lo
     (void)Cm; /* the states do not depend on C; kept for a uniform signature */
     if (T <= 0 || E <= 0 || N <= 0) return;
     size_t EN = (size_t)E * N;
-    /* No scratch here: A and the exp buffer are formed per channel on the
-     * stack in chunks of 64 states (the same expf(A_log) values as fill_A). */
+    /* No scratch here: A log2 e and the exp buffer are formed per channel on
+     * the stack in chunks of 64 states (the same values as fill_AT). */
     enum { CHUNK = 64 };
-    float Ac[CHUNK], a[CHUNK];
+    float A2c[CHUNK], a[CHUNK];
     for (int t = 0; t < T; t++) {
         size_t row = (size_t)b * T + t;
         const float *ut = u + row * E, *dt = delta + row * E, *Bt = Bm + row * (size_t)ldbc;
@@ -339,8 +352,11 @@ void scan_states(float *h, const float *u, const float *delta, const float *A_lo
         for (int c = 0; c < E; c++) {
             for (int n0 = 0; n0 < N; n0 += CHUNK) {
                 int nn = N - n0 < CHUNK ? N - n0 : CHUNK;
-                for (int n = 0; n < nn; n++) Ac[n] = -expf(A_log[(size_t)c * N + n0 + n]);
-                step_channel(ht + (size_t)c * N + n0, a, Ac, Bt + n0, dt[c], ut[c], nn);
+                for (int n = 0; n < nn; n++) {
+                    float A = -expf(A_log[(size_t)c * N + n0 + n]);
+                    A2c[n] = A * SCAN_LOG2E;
+                }
+                step_channel(ht + (size_t)c * N + n0, a, A2c, Bt + n0, dt[c], ut[c], nn);
             }
         }
     }

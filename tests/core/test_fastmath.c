@@ -3,23 +3,34 @@
  * relative error at most 3e-7 (about 2.5 ulp) over the whole normal range,
  * subnormal results flushed to 0,
  * the documented clamps, and monotonicity on a fine grid of the scan's
- * range (delta * A is in [-50, 0] in practice).
+ * range (delta * A is in [-50, 0] in practice). fm_exp2f (the scan's exp)
+ * the same way against exp2 in double, exact at integers.
  */
 #include <math.h>
 
 #include "core/fastmath.h"
 #include "testlib.h"
 
-static void test_accuracy(void) {
-    test_rng r = {test_seed()};
-    double worst = 0, at = 0;
+/* Worst relative error of f against ref in double over 2e6 random x in
+ * [lo, hi]; *at: where. */
+static double worst_relative(float (*f)(float), double (*ref)(double), double lo, double hi, uint64_t seed,
+                             double *at) {
+    test_rng r = {seed};
+    double worst = 0;
     for (int i = 0; i < 2000000; i++) {
-        float x = (float)(-87.0 + 175.0 * test_rng_uniform(&r));
-        if (x > 88.0f) continue;
-        double want = exp((double)x), got = fm_expf(x);
-        double rel = fabs(got - want) / want;
-        if (rel > worst) { worst = rel; at = x; }
+        float x = (float)(lo + (hi - lo) * test_rng_uniform(&r));
+        if (x > hi) continue;
+        double want = ref((double)x), rel = fabs(f(x) - want) / want;
+        if (rel > worst) { worst = rel; *at = x; }
     }
+    return worst;
+}
+
+static float expf_fm(float x) { return fm_expf(x); }
+static float exp2f_fm(float x) { return fm_exp2f(x); }
+
+static void test_accuracy(void) {
+    double at = 0, worst = worst_relative(expf_fm, exp, -87.0, 88.0, test_seed(), &at);
     printf("    worst relative error %.3g at x = %.9g\n", worst, at);
     CHECK(worst <= 3e-7, "fm_expf relative error %.3g at %.9g exceeds 3e-7", worst, at);
     CHECK(fm_expf(0.0f) == 1.0f, "exp(0) must be exactly 1, got %.9g", fm_expf(0.0f));
@@ -51,6 +62,32 @@ static void test_monotone(void) {
     CHECK(bad == 0, "%d decreases on [-50, 0]", bad);
 }
 
+/* fm_exp2f over its whole normal range against exp2 in double; exact at
+ * integers (2^k is only the exponent bits); the clamps and NaN. */
+static void test_exp2(void) {
+    double at = 0, worst = worst_relative(exp2f_fm, exp2, -126.0, 127.0, test_seed() + 2, &at);
+    printf("    fm_exp2f worst relative error %.3g at x = %.9g\n", worst, at);
+    CHECK(worst <= 1.5e-7, "fm_exp2f relative error %.3g at %.9g exceeds 1.5e-7", worst, at);
+    int inexact = 0;
+    for (int k = -126; k <= 127; k++)
+        if (fm_exp2f((float)k) != ldexpf(1.0f, k)) inexact++;
+    CHECK(inexact == 0, "%d integer powers of 2 not exact", inexact);
+    CHECK(fm_exp2f(-126.5f) == 0.0f && fm_exp2f(-1000.0f) == 0.0f && fm_exp2f(-INFINITY) == 0.0f,
+          "below -126 flushes to 0, got %g", fm_exp2f(-126.5f));
+    CHECK(fm_exp2f(1000.0f) == ldexpf(1.0f, 127) && fm_exp2f(INFINITY) == ldexpf(1.0f, 127),
+          "above 127 saturates at 2^127, got %g", fm_exp2f(1000.0f));
+    volatile float nan_in = NAN;
+    CHECK(isnan(fm_exp2f(nan_in)), "NaN -> NaN, got %g", fm_exp2f(nan_in));
+    float prev = fm_exp2f(-72.0f);
+    int bad = 0;
+    for (int i = 1; i <= 500000; i++) {
+        float x = -72.0f + 72.0f * (float)i / 500000.0f, v = fm_exp2f(x);
+        if (v < prev) bad++;
+        prev = v;
+    }
+    CHECK(bad == 0, "fm_exp2f: %d decreases on [-72, 0]", bad);
+}
+
 /* fm_logf on [1e-30, 1e30] and fm_log1pf_unit on [0, 1] against double. */
 static void test_log(void) {
     test_rng r = {test_seed() + 1};
@@ -76,6 +113,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_accuracy);
     TEST_RUN(test_clamps);
     TEST_RUN(test_monotone);
+    TEST_RUN(test_exp2);
     TEST_RUN(test_log);
     return test_finish();
 }
