@@ -12,9 +12,14 @@
  * Bm, Cm (B, T, N) stored with row stride ldbc (they are column slices of
  * the x_proj output (B, T, R + 2N), read in place).
  *
- * The forward keeps no states. The backward recomputes each sequence's
- * states into per-thread scratch (T * E * N floats per thread) and then runs
- * the reverse recurrence, so memory stays O(B T E) rather than O(B T E N).
+ * The forward saves the state at the end of every chunk of L =
+ * scan_chunk_len(E, N) steps but the last into hck (B, ceil(T/L) - 1, N, E),
+ * scan_ckpt_floats(B, T, E, N) floats: O(B T E N / L), not the O(B T E N)
+ * of all the states. The backward recomputes one chunk at a time from its
+ * checkpoint (states and decays, in per-thread scratch) and runs the reverse
+ * recurrence through it. hck may be NULL in both: the forward then saves
+ * nothing, and the backward makes each sequence's checkpoints itself (one
+ * more pass over time, same results bitwise).
  * backward ACCUMULATES into du, ddelta, dA_log, dBm, dCm (stride ldbc) and
  * dD. Work is split over sequences b; the parameter gradients (dA_log, dD)
  * are summed from per-sequence partials in a fixed order, so results do not
@@ -27,12 +32,19 @@
 
 /* Scratch floats that scan_forward/scan_backward need for `nthreads`. */
 size_t scan_scratch_floats(int B, int T, int E, int N, int nthreads);
+/* The backward's chunk length L, and the floats of the checkpoints hck. */
+int scan_chunk_len(int E, int N);
+size_t scan_ckpt_floats(int B, int T, int E, int N);
+/* Test hook (like par_set_min_work): caps the chunk length at L (0: the
+ * default, 32), so that small test shapes run through several chunks. Not
+ * for use while a scan runs. */
+void scan_set_max_chunk(int L);
 
-void scan_forward(float *y, const float *u, const float *delta, const float *A_log, const float *Bm,
+void scan_forward(float *y, float *hck, const float *u, const float *delta, const float *A_log, const float *Bm,
                   const float *Cm, int ldbc, const float *D, int B, int T, int E, int N, float *scratch);
 void scan_backward(float *du, float *ddelta, float *dA_log, float *dBm, float *dCm, float *dD, const float *dy,
-                   const float *u, const float *delta, const float *A_log, const float *Bm, const float *Cm,
-                   int ldbc, const float *D, int B, int T, int E, int N, float *scratch);
+                   const float *hck, const float *u, const float *delta, const float *A_log, const float *Bm,
+                   const float *Cm, int ldbc, const float *D, int B, int T, int E, int N, float *scratch);
 
 /* Probe: the states of sequence b, h (T, E, N), for the SSM-state panel. */
 void scan_states(float *h, const float *u, const float *delta, const float *A_log, const float *Bm,

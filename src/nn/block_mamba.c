@@ -9,6 +9,7 @@
  *   [dl|B|C] = xs W_x^T                                (B,T,R+2N) no bias
  *   delta  = softplus(dl W_dt^T + b_dt)                (B,T,E)
  *   y      = selective_scan(xs, delta, A_log, B, C, D) (B,T,E)   core/scan.c
+ *            (saving its chunk checkpoints in hck for the backward)
  *   yg     = y * SiLU(z)                               (B,T,E)
  *   res'   = res + yg W_out^T                          (B,T,D)   no bias
  *
@@ -45,7 +46,7 @@ void mamba_block_forward(const model *m, block *bl, float *res_out, const float 
         for (int c = 0; c < E; c++) bl->dt_pre[i * E + c] += bdt[c];
     softplus_forward(bl->delta, bl->dt_pre, (size_t)BT * E);
     /* the selective scan */
-    scan_forward(bl->y, bl->xs, bl->delta, P[MB_A_LOG], bl->dbc + R, bl->dbc + R + N, W, P[MB_D], B, T, E, N,
+    scan_forward(bl->y, bl->hck, bl->xs, bl->delta, P[MB_A_LOG], bl->dbc + R, bl->dbc + R + N, W, P[MB_D], B, T, E, N,
                  m->scan_scratch);
     icl_tick(); /* the scan is most of the block: let a screen redraw on each side of it */
     /* gate: yg = y * silu(z), z the second half of xz */
@@ -92,8 +93,8 @@ void mamba_block_backward(const model *m, block *bl, float *dres, const float *r
     memset(dxs, 0, sizeof(float) * BTE);
     memset(ddelta, 0, sizeof(float) * BTE);
     memset(ddbc, 0, sizeof(float) * (size_t)BT * W);
-    scan_backward(dxs, ddelta, G[MB_A_LOG], ddbc + R, ddbc + R + N, G[MB_D], dy, bl->xs, bl->delta, P[MB_A_LOG],
-                  bl->dbc + R, bl->dbc + R + N, W, P[MB_D], B, T, E, N, m->scan_scratch);
+    scan_backward(dxs, ddelta, G[MB_A_LOG], ddbc + R, ddbc + R + N, G[MB_D], dy, bl->hck, bl->xs, bl->delta,
+                  P[MB_A_LOG], bl->dbc + R, bl->dbc + R + N, W, P[MB_D], B, T, E, N, m->scan_scratch);
     icl_tick();
 
     /* delta = softplus(dt_pre); dt_pre = dl W_dt^T + b_dt */

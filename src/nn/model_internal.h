@@ -44,6 +44,7 @@ struct block {
     float *dbc;      /* mamba (B,T,R+2N): [delta_low | B | C] = xs W_x^T        */
     float *dt_pre;   /* mamba (B,T,E) W_dt delta_low + b_dt                     */
     float *delta;    /* mamba (B,T,E) softplus(dt_pre)                          */
+    float *hck;      /* mamba (B,ceil(T/L)-1,N,E) scan checkpoints (core/scan.h) */
     float *kern;     /* s4mamba (E,T) the S4D convolution kernel                */
     float *y;        /* (B,T,E) SSM output                                      */
     float *yg;       /* (B,T,E) gated: y * SiLU(z) (mamba) or y * z (s4mamba)   */

@@ -8,7 +8,13 @@
  *     A_log, Bm, Cm via the whole x_proj buffer, D), loss L = sum r * y;
  *   - bitwise identical results for 1 and 2 OpenMP threads;
  *   - backward accumulates (+=), and never writes past scan_scratch_floats
- *     or outside the Bm/Cm columns of the x_proj gradient.
+ *     or scan_ckpt_floats, or outside the Bm/Cm columns of the x_proj
+ *     gradient;
+ *   - the backward without the forward's checkpoints (hck NULL) gives the
+ *     same bits as with them.
+ * All of it twice: with the default chunk length (no chunk boundary in these
+ * small shapes) and with chunks of 3 steps (scan_set_max_chunk), so every
+ * shape with T > 3 crosses checkpoints, and most end in a shorter chunk.
  * Inputs are initialisation-like: A_log = log n (+ small noise so channels
  * differ), delta in [0.01, 0.5], u, B, C ~ N(0, 1), D ~ N(0, 1).
  */
@@ -23,14 +29,14 @@
 typedef struct {
     int B, T, E, N, R, ldx;
     float *u, *delta, *A_log, *xp, *D, *r; /* r: the loss projection, (B, T, E) */
-    float *y, *scratch;
-    size_t nscratch;
+    float *y, *hck, *scratch; /* hck: the forward's checkpoints */
+    size_t nscratch, nck;
 } problem;
 
 static int max_threads(void) { return omp_get_max_threads() > 2 ? omp_get_max_threads() : 2; }
 
 static problem problem_new(int B, int T, int E, int N, int R, int pad, uint64_t seed) {
-    problem p = {B, T, E, N, R, R + 2 * N + pad, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    problem p = {B, T, E, N, R, R + 2 * N + pad, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     test_rng rng = {seed};
     size_t BTE = (size_t)B * T * E, EN = (size_t)E * N;
     p.u = malloc(BTE * sizeof(float));
@@ -49,18 +55,20 @@ static problem problem_new(int B, int T, int E, int N, int R, int pad, uint64_t 
     test_fill_normal(&rng, p.r, BTE, 1.0f);
     p.nscratch = scan_scratch_floats(B, T, E, N, max_threads());
     p.scratch = malloc((p.nscratch + 1) * sizeof(float));
+    p.nck = scan_ckpt_floats(B, T, E, N);
+    p.hck = malloc((p.nck + 1) * sizeof(float));
     return p;
 }
 
 static void problem_free(problem *p) {
-    free(p->u); free(p->delta); free(p->A_log); free(p->xp); free(p->D); free(p->r); free(p->y); free(p->scratch);
+    free(p->u); free(p->delta); free(p->A_log); free(p->xp); free(p->D); free(p->r); free(p->y); free(p->hck); free(p->scratch);
 }
 
 static const float *Bm_of(const problem *p) { return p->xp + p->R; }
 static const float *Cm_of(const problem *p) { return p->xp + p->R + p->N; }
 
 static void run_forward(problem *p) {
-    scan_forward(p->y, p->u, p->delta, p->A_log, Bm_of(p), Cm_of(p), p->ldx, p->D, p->B, p->T, p->E, p->N,
+    scan_forward(p->y, p->hck, p->u, p->delta, p->A_log, Bm_of(p), Cm_of(p), p->ldx, p->D, p->B, p->T, p->E, p->N,
                  p->scratch);
 }
 
@@ -78,9 +86,11 @@ static grads grads_new(const problem *p) {
 }
 static void grads_free(grads *g) { free(g->du); free(g->ddelta); free(g->dA_log); free(g->dxp); free(g->dD); }
 
+/* The forward (for its checkpoints), then the backward. */
 static void run_backward(problem *p, grads *g) {
-    scan_backward(g->du, g->ddelta, g->dA_log, g->dxp + p->R, g->dxp + p->R + p->N, g->dD, p->r, p->u, p->delta,
-                  p->A_log, Bm_of(p), Cm_of(p), p->ldx, p->D, p->B, p->T, p->E, p->N, p->scratch);
+    run_forward(p);
+    scan_backward(g->du, g->ddelta, g->dA_log, g->dxp + p->R, g->dxp + p->R + p->N, g->dD, p->r, p->hck, p->u,
+                  p->delta, p->A_log, Bm_of(p), Cm_of(p), p->ldx, p->D, p->B, p->T, p->E, p->N, p->scratch);
 }
 
 /* ---- the naive twin: the recurrence of scan.h, literally, in double ---- */
@@ -237,10 +247,25 @@ static void test_backward_touches_only_bc(void) {
 
 /* ---- determinism, accumulation, scratch bounds ---- */
 
+/* 1 when every gradient of a and b has the same bits; says which differ. */
+static int same_grads(const problem *p, const grads *a, const grads *b) {
+    size_t BTE = (size_t)p->B * p->T * p->E, EN = (size_t)p->E * p->N, nx = (size_t)p->B * p->T * p->ldx;
+    const struct { const char *name; const float *x, *y; size_t n; } all[] = {
+        {"du", a->du, b->du, BTE}, {"ddelta", a->ddelta, b->ddelta, BTE}, {"dA_log", a->dA_log, b->dA_log, EN},
+        {"dBm/dCm", a->dxp, b->dxp, nx}, {"dD", a->dD, b->dD, (size_t)p->E}};
+    int same = 1;
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
+        if (memcmp(all[k].x, all[k].y, all[k].n * sizeof(float))) {
+            printf("    %s differs\n", all[k].name);
+            same = 0;
+        }
+    return same;
+}
+
 static void test_threads_bitwise(void) {
     /* B = 5 sequences over 2 threads: uneven split; E, N odd-ish */
     problem p = problem_new(5, 17, 23, 16, 3, 1, test_seed() + 400);
-    size_t BTE = (size_t)p.B * p.T * p.E, EN = (size_t)p.E * p.N, nx = (size_t)p.B * p.T * p.ldx;
+    size_t BTE = (size_t)p.B * p.T * p.E;
     float *y1 = malloc(BTE * sizeof(float));
     grads g1 = grads_new(&p), g2 = grads_new(&p);
     int saved = omp_get_max_threads();
@@ -253,11 +278,7 @@ static void test_threads_bitwise(void) {
     run_backward(&p, &g2);
     omp_set_num_threads(saved);
     CHECK(!memcmp(y1, p.y, BTE * sizeof(float)), "y differs between 1 and 2 threads");
-    CHECK(!memcmp(g1.du, g2.du, BTE * sizeof(float)), "du differs");
-    CHECK(!memcmp(g1.ddelta, g2.ddelta, BTE * sizeof(float)), "ddelta differs");
-    CHECK(!memcmp(g1.dA_log, g2.dA_log, EN * sizeof(float)), "dA_log differs");
-    CHECK(!memcmp(g1.dxp, g2.dxp, nx * sizeof(float)), "dBm/dCm differ");
-    CHECK(!memcmp(g1.dD, g2.dD, (size_t)p.E * sizeof(float)), "dD differs");
+    CHECK(same_grads(&p, &g1, &g2), "gradients differ between 1 and 2 threads");
     free(y1);
     grads_free(&g1); grads_free(&g2);
     problem_free(&p);
@@ -307,23 +328,49 @@ static void test_scratch_bounds(void) {
     CHECK(need > 0 && need <= p.nscratch, "scratch size %zu (allocated %zu)", need, p.nscratch);
     CHECK(scan_scratch_floats(p.B, p.T, p.E, p.N, nt + 1) > need, "scratch does not grow with threads");
     CHECK(scan_scratch_floats(0, p.T, p.E, p.N, nt) == 0, "empty batch needs no scratch");
-    float *scratch = malloc((need + 64) * sizeof(float));
+    float *scratch = malloc((need + 64) * sizeof(float)), *hck = malloc((p.nck + 64) * sizeof(float));
     for (size_t i = 0; i < need + 64; i++) scratch[i] = sentinel;
+    for (size_t i = 0; i < p.nck + 64; i++) hck[i] = sentinel;
     grads g = grads_new(&p);
-    scan_forward(p.y, p.u, p.delta, p.A_log, Bm_of(&p), Cm_of(&p), p.ldx, p.D, p.B, p.T, p.E, p.N, scratch);
-    scan_backward(g.du, g.ddelta, g.dA_log, g.dxp + p.R, g.dxp + p.R + p.N, g.dD, p.r, p.u, p.delta, p.A_log,
+    scan_forward(p.y, hck, p.u, p.delta, p.A_log, Bm_of(&p), Cm_of(&p), p.ldx, p.D, p.B, p.T, p.E, p.N, scratch);
+    scan_backward(g.du, g.ddelta, g.dA_log, g.dxp + p.R, g.dxp + p.R + p.N, g.dD, p.r, hck, p.u, p.delta, p.A_log,
                   Bm_of(&p), Cm_of(&p), p.ldx, p.D, p.B, p.T, p.E, p.N, scratch);
-    int touched = 0;
+    int touched = 0, ck_touched = 0, ck_unset = 0;
     for (size_t i = need; i < need + 64; i++) touched += scratch[i] != sentinel;
+    for (size_t i = p.nck; i < p.nck + 64; i++) ck_touched += hck[i] != sentinel;
+    for (size_t i = 0; i < p.nck; i++) ck_unset += hck[i] == sentinel;
     CHECK(touched == 0, "%d floats written past the scratch size", touched);
+    CHECK(ck_touched == 0, "%d floats written past the checkpoints (%zu)", ck_touched, p.nck);
+    CHECK(ck_unset == 0, "%d of %zu checkpoint floats never written", ck_unset, p.nck);
     free(scratch);
+    free(hck);
     grads_free(&g);
     problem_free(&p);
 }
 
-int main(int argc, char **argv) {
-    test_init(argc, argv);
-    par_set_min_work(0); /* small shapes must really run on 2 threads */
+/* Forward and backward without checkpoints (the backward makes its own)
+ * against with them: the same bits. */
+static void test_without_checkpoints(void) {
+    problem p = problem_new(3, 41, 9, 16, 2, 1, test_seed() + 700);
+    size_t BTE = (size_t)p.B * p.T * p.E;
+    float *y1 = malloc(BTE * sizeof(float));
+    grads g1 = grads_new(&p), g2 = grads_new(&p);
+    printf("    chunk length %d, %zu checkpoint floats\n", scan_chunk_len(p.E, p.N), p.nck);
+    run_forward(&p);
+    memcpy(y1, p.y, BTE * sizeof(float));
+    run_backward(&p, &g1);
+    scan_forward(p.y, NULL, p.u, p.delta, p.A_log, Bm_of(&p), Cm_of(&p), p.ldx, p.D, p.B, p.T, p.E, p.N,
+                 p.scratch);
+    scan_backward(g2.du, g2.ddelta, g2.dA_log, g2.dxp + p.R, g2.dxp + p.R + p.N, g2.dD, p.r, NULL, p.u, p.delta,
+                  p.A_log, Bm_of(&p), Cm_of(&p), p.ldx, p.D, p.B, p.T, p.E, p.N, p.scratch);
+    CHECK(!memcmp(y1, p.y, BTE * sizeof(float)), "y differs without checkpoints");
+    CHECK(same_grads(&p, &g1, &g2), "gradients differ without checkpoints");
+    free(y1);
+    grads_free(&g1); grads_free(&g2);
+    problem_free(&p);
+}
+
+static void run_all(void) {
     TEST_RUN(test_forward_matches_naive);
     TEST_RUN(test_states_match_naive);
     TEST_RUN(test_gradients_fd);
@@ -331,5 +378,17 @@ int main(int argc, char **argv) {
     TEST_RUN(test_threads_bitwise);
     TEST_RUN(test_backward_accumulates);
     TEST_RUN(test_scratch_bounds);
+    TEST_RUN(test_without_checkpoints);
+}
+
+int main(int argc, char **argv) {
+    test_init(argc, argv);
+    par_set_min_work(0); /* small shapes must really run on 2 threads */
+    printf("# default chunk length (at most 32 steps)\n");
+    run_all();
+    printf("# chunks of at most 3 steps\n");
+    scan_set_max_chunk(3);
+    run_all();
+    scan_set_max_chunk(0);
     return test_finish();
 }

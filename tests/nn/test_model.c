@@ -11,6 +11,7 @@
 
 #include "nn/model.h"
 #include "nn/model_internal.h"
+#include "core/scan.h"
 #include "testlib.h"
 
 typedef struct {
@@ -127,6 +128,16 @@ static void test_gradcheck_mamba(void) {
     model *m = tiny("mamba", 2, test_seed());
     gradcheck_model(m, "mamba");
     model_free(m);
+}
+/* The same with the scan's backward in chunks of 2 steps: T = 5 crosses two
+ * checkpoints, so the arena's checkpoint buffer and its wiring are checked
+ * (the default chunk is longer than these tiny sequences). */
+static void test_gradcheck_mamba_chunked(void) {
+    scan_set_max_chunk(2);
+    model *m = tiny("mamba", 2, test_seed());
+    gradcheck_model(m, "mamba, scan chunks of 2");
+    model_free(m);
+    scan_set_max_chunk(0);
 }
 static void test_gradcheck_s4mamba(void) {
     model *m = tiny("s4mamba", 2, test_seed());
@@ -371,6 +382,7 @@ int main(int argc, char **argv) {
     omp_set_num_threads(1);
     TEST_RUN(test_gradcheck_transformer);
     TEST_RUN(test_gradcheck_mamba);
+    TEST_RUN(test_gradcheck_mamba_chunked);
     TEST_RUN(test_gradcheck_s4mamba);
     TEST_RUN(test_gradcheck_hybrid);
     TEST_RUN(test_gradcheck_mambaformer);
