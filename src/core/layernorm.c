@@ -11,7 +11,11 @@
  *
  * Row statistics are accumulated in double with two passes (mean, then the
  * centred sum of squares), so a large common offset does not cancel away
- * the variance. Rows are independent: forward and the dinp part of backward
+ * the variance. Every loop along a row is `omp simd`, the sums included (a
+ * simd reduction keeps one partial sum per lane, added up in a fixed order:
+ * the same bits on every run and thread count). As plain sequential double
+ * sums they did not vectorise, and LayerNorm took 12-14% of a small
+ * Transformer's training step. Rows are independent: forward and the dinp part of backward
  * run in parallel over rows. dweight/dbias are reductions over rows; they are
  * computed in parallel over blocks of channels, each channel summing rows
  * 0..N-1 in order, so the result is bit-identical for any thread count.
@@ -43,9 +47,11 @@ static void layernorm_forward_impl(float *out, float *mean, float *rstd, const f
         const float *x = inp + (size_t)i * (size_t)C;
         float *y = out + (size_t)i * (size_t)C;
         double s = 0.0;
+#pragma omp simd reduction(+ : s)
         for (int c = 0; c < C; c++) s += x[c];
         double m = s / C;
         double v = 0.0;
+#pragma omp simd reduction(+ : v)
         for (int c = 0; c < C; c++) {
             double d = x[c] - m;
             v += d * d;
@@ -55,6 +61,7 @@ static void layernorm_forward_impl(float *out, float *mean, float *rstd, const f
         float rs = (float)(1.0 / sqrt(v + (double)LAYERNORM_EPS));
         /* normalise with the saved (float) statistics, so backward's xhat is
          * exactly what forward used */
+#pragma omp simd
         for (int c = 0; c < C; c++) y[c] = (x[c] - mf) * rs * weight[c] + bias[c];
         mean[i] = mf;
         rstd[i] = rs;
@@ -86,6 +93,7 @@ static void layernorm_backward_impl(float *dinp, float *dweight, float *dbias, c
             float *dx = dinp + (size_t)i * (size_t)C;
             float m = mean[i], rs = rstd[i];
             double sg = 0.0, sgx = 0.0;
+#pragma omp simd reduction(+ : sg, sgx)
             for (int c = 0; c < C; c++) {
                 float xhat = (x[c] - m) * rs;
                 double g = (double)dy[c] * (double)weight[c];
@@ -93,6 +101,7 @@ static void layernorm_backward_impl(float *dinp, float *dweight, float *dbias, c
                 sgx += g * xhat;
             }
             float mg = (float)(sg / C), mgx = (float)(sgx / C);
+#pragma omp simd
             for (int c = 0; c < C; c++) {
                 float xhat = (x[c] - m) * rs;
                 float g = dy[c] * weight[c];
@@ -113,6 +122,7 @@ static void layernorm_backward_impl(float *dinp, float *dweight, float *dbias, c
                 const float *x = inp + (size_t)i * (size_t)C;
                 const float *dy = dout + (size_t)i * (size_t)C;
                 float m = mean[i], rs = rstd[i];
+#pragma omp simd
                 for (int c = c0; c < c1; c++) {
                     float xhat = (x[c] - m) * rs;
                     sw[c - c0] += (double)dy[c] * (double)xhat;
