@@ -24,6 +24,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "core/blas.h"
 #include "core/interrupt.h"
 #include "lua/lalloc.h"
 #include "lua/lbind.h"
@@ -229,7 +230,7 @@ static int parse_mode(main_ctx *c) {
         return 0;
     }
     if (!strcmp(a, "--version") || !strcmp(a, "-v")) {
-        printf("iclplay %s (%s)\n", ICLPLAY_VERSION, LUA_RELEASE);
+        printf("iclplay %s (%s, OpenBLAS with %s kernels)\n", ICLPLAY_VERSION, LUA_RELEASE, blas_kernels());
         return 0;
     }
     if (!strcmp(a, "train")) return train_cli_main(argc - 1, argv + 1);

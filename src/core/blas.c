@@ -123,3 +123,11 @@ void blas_set_threads(int n) {
 /* The OpenMP count: what our kernels will use; equal to OpenBLAS's once
  * blas_set_threads has been called. */
 int blas_get_threads(void) { return omp_get_max_threads(); }
+
+/* OpenBLAS picks its kernels per CPU when it loads, and OPENBLAS_CORETYPE
+ * overrides the pick (this machine's environment sets Haswell, the AVX2
+ * kernels, although OpenBLAS would choose its AVX-512 Cooperlake ones). */
+const char *blas_kernels(void) {
+    const char *n = openblas_get_corename();
+    return n ? n : "unknown";
+}

@@ -25,5 +25,7 @@ void gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A
 /* Threads for both OpenBLAS and our OpenMP kernels (n >= 1). */
 void blas_set_threads(int n);
 int blas_get_threads(void);
+/* The kernel set OpenBLAS runs ("Haswell", "Cooperlake", ...). */
+const char *blas_kernels(void);
 
 #endif

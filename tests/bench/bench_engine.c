@@ -65,7 +65,8 @@ int main(int argc, char **argv) {
     const char *archs[] = {"transformer", "mamba", "s4mamba", "hybrid", "mambaformer"};
     double ceil_gf[3] = {0, sgemm_ceiling(1), sgemm_ceiling(2)};
     printf("iclplay engine benchmark: training step = sample + forward + backward + clip + Adam\n");
-    printf("sgemm ceiling (1024^3): %.1f GFLOP/s with 1 thread, %.1f with 2\n\n", ceil_gf[1], ceil_gf[2]);
+    printf("sgemm ceiling (1024^3, OpenBLAS %s kernels): %.1f GFLOP/s with 1 thread, %.1f with 2\n\n",
+           blas_kernels(), ceil_gf[1], ceil_gf[2]);
     printf("%-7s %-12s %3s %10s %12s %10s %8s %9s\n", "config", "arch", "thr", "ms/step", "tokens/s", "GFLOP/st",
            "GFLOP/s", "%ceiling");
     for (size_t c = 0; c < sizeof cfgs / sizeof *cfgs; c++) {
