@@ -24,6 +24,7 @@
 #include "core/conv1d.h"
 #include "core/fastmath.h"
 #include "core/layernorm.h"
+#include "core/parallel.h"
 #include "core/scan.h"
 #include "core/tick.h"
 #include "nn/model_internal.h"
@@ -42,18 +43,23 @@ void mamba_block_forward(const model *m, block *bl, float *res_out, const float 
     /* dt_pre = dl W_dt^T + b_dt, with dl the first R columns of dbc */
     blas_gemm(0, 1, BT, E, R, 1.0f, bl->dbc, W, P[MB_DT_W], R, 0.0f, bl->dt_pre, E);
     const float *bdt = P[MB_DT_B];
-    for (size_t i = 0; i < (size_t)BT; i++)
-        for (int c = 0; c < E; c++) bl->dt_pre[i * E + c] += bdt[c];
+#pragma omp parallel for schedule(static) if ((size_t)BT * E >= PAR_MIN_WORK)
+    for (int i = 0; i < BT; i++) {
+        float *dti = bl->dt_pre + (size_t)i * E;
+#pragma omp simd
+        for (int c = 0; c < E; c++) dti[c] += bdt[c];
+    }
     softplus_forward(bl->delta, bl->dt_pre, (size_t)BT * E);
     /* the selective scan */
     scan_forward(bl->y, bl->hck, bl->xs, bl->delta, P[MB_A_LOG], bl->dbc + R, bl->dbc + R + N, W, P[MB_D], B, T, E, N,
                  m->scan_scratch);
     icl_tick(); /* the scan is most of the block: let a screen redraw on each side of it */
     /* gate: yg = y * silu(z), z the second half of xz */
-    for (size_t i = 0; i < (size_t)BT; i++) {
-        const float *z = bl->xz + i * 2 * E + E;
-        const float *y = bl->y + i * E;
-        float *yg = bl->yg + i * E;
+#pragma omp parallel for schedule(static) if ((size_t)BT * E >= PAR_MIN_WORK)
+    for (int i = 0; i < BT; i++) {
+        const float *z = bl->xz + (size_t)i * 2 * E + E;
+        const float *y = bl->y + (size_t)i * E;
+        float *yg = bl->yg + (size_t)i * E;
 #pragma omp simd
         for (int c = 0; c < E; c++) yg[c] = y[c] * z[c] * fm_sigmoidf(z[c]);
     }
@@ -74,13 +80,15 @@ void mamba_block_backward(const model *m, block *bl, float *dres, const float *r
     blas_gemm(0, 0, BT, E, D, 1.0f, dres, D, P[MB_OUT_W], E, 0.0f, dyg, E);
     blas_gemm(1, 0, D, E, BT, 1.0f, dres, D, bl->yg, E, 1.0f, G[MB_OUT_W], E);
 
-    /* gate: dy = dyg * silu(z); dz = dyg * y * silu'(z) into the z half of dxz */
-    memset(dxz, 0, sizeof(float) * (size_t)BT * 2 * E);
-    for (size_t i = 0; i < (size_t)BT; i++) {
-        const float *z = bl->xz + i * 2 * E + E;
-        const float *y = bl->y + i * E;
-        const float *g = dyg + i * E;
-        float *dyi = dy + i * E, *dz = dxz + i * 2 * E + E;
+    /* gate: dy = dyg * silu(z); dz = dyg * y * silu'(z) into the z half of
+     * dxz, and zeros into its x half (conv1d_backward accumulates there) */
+#pragma omp parallel for schedule(static) if ((size_t)BT * E >= PAR_MIN_WORK)
+    for (int i = 0; i < BT; i++) {
+        const float *z = bl->xz + (size_t)i * 2 * E + E;
+        const float *y = bl->y + (size_t)i * E;
+        const float *g = dyg + (size_t)i * E;
+        float *dyi = dy + (size_t)i * E, *dx = dxz + (size_t)i * 2 * E, *dz = dx + E;
+        memset(dx, 0, sizeof(float) * (size_t)E);
 #pragma omp simd
         for (int c = 0; c < E; c++) {
             float sg = fm_sigmoidf(z[c]);
