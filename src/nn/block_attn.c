@@ -24,9 +24,8 @@ void attn_block_forward(const model *m, block *bl, float *res_out, const float *
     linear_forward(bl->qkv, bl->ln_out, P[AT_QKV_W], P[AT_QKV_B], BT, D, 3 * D);
     attention_forward(bl->atty, bl->att, bl->qkv, B, T, D, m->NH, m->att_scratch);
     icl_tick(); /* a screen may redraw mid-block (core/tick.h) */
-    /* res' = res + atty W_proj^T + b_proj: project, then add the stream. */
-    linear_forward(res_out, bl->atty, P[AT_PROJ_W], P[AT_PROJ_B], BT, D, D);
-    for (size_t i = 0; i < (size_t)BT * D; i++) res_out[i] += res_in[i];
+    /* res' = res + atty W_proj^T + b_proj */
+    linear_forward_residual(res_out, bl->atty, P[AT_PROJ_W], P[AT_PROJ_B], res_in, BT, D, D);
 }
 
 void attn_block_backward(const model *m, block *bl, float *dres, const float *res_in, const block_scratch *s,

@@ -64,8 +64,7 @@ void mamba_block_forward(const model *m, block *bl, float *res_out, const float 
         for (int c = 0; c < E; c++) yg[c] = y[c] * z[c] * fm_sigmoidf(z[c]);
     }
     /* res' = res + yg W_out^T */
-    memcpy(res_out, res_in, sizeof(float) * (size_t)BT * D);
-    blas_gemm(0, 1, BT, D, E, 1.0f, bl->yg, E, P[MB_OUT_W], E, 1.0f, res_out, D);
+    linear_forward_residual(res_out, bl->yg, P[MB_OUT_W], NULL, res_in, BT, E, D);
 }
 
 void mamba_block_backward(const model *m, block *bl, float *dres, const float *res_in, const block_scratch *s,

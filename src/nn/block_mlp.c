@@ -18,8 +18,7 @@ void mlp_block_forward(const model *m, block *bl, float *res_out, const float *r
     layernorm_forward(bl->ln_out, bl->ln_mean, bl->ln_rstd, res_in, P[ML_LN_W], P[ML_LN_B], BT, D);
     linear_forward(bl->fc, bl->ln_out, P[ML_FC_W], P[ML_FC_B], BT, D, H);
     gelu_forward(bl->fcg, bl->fc, (size_t)BT * H);
-    linear_forward(res_out, bl->fcg, P[ML_PROJ_W], P[ML_PROJ_B], BT, H, D);
-    for (size_t i = 0; i < (size_t)BT * D; i++) res_out[i] += res_in[i];
+    linear_forward_residual(res_out, bl->fcg, P[ML_PROJ_W], P[ML_PROJ_B], res_in, BT, H, D);
 }
 
 void mlp_block_backward(const model *m, block *bl, float *dres, const float *res_in, const block_scratch *s,

@@ -38,8 +38,7 @@ void s4mamba_block_forward(const model *m, block *bl, float *res_out, const floa
         const float *z = bl->xz + i * 2 * E + E;
         for (int c = 0; c < E; c++) bl->yg[i * E + c] = bl->y[i * E + c] * z[c];
     }
-    memcpy(res_out, res_in, sizeof(float) * (size_t)BT * D);
-    blas_gemm(0, 1, BT, D, E, 1.0f, bl->yg, E, P[S4_OUT_W], E, 1.0f, res_out, D);
+    linear_forward_residual(res_out, bl->yg, P[S4_OUT_W], NULL, res_in, BT, E, D);
 }
 
 void s4mamba_block_backward(const model *m, block *bl, float *dres, const float *res_in, const block_scratch *s,

@@ -31,14 +31,34 @@
 
 /* ---- Linear helpers shared by the blocks -------------------------------- */
 
-void linear_forward(float *out, const float *inp, const float *w, const float *b, int rows, int in, int cols) {
-    blas_gemm(0, 1, rows, cols, in, 1.0f, inp, in, w, in, 0.0f, out, cols);
-    if (b) {
-        for (size_t i = 0; i < (size_t)rows; i++) {
-            float *o = out + i * cols;
-            for (int j = 0; j < cols; j++) o[j] += b[j];
+/* The GEMM accumulates onto out already holding the bias (and the residual
+ * stream): one parallel pass over out instead of the GEMM's own zeroing
+ * pass (beta 0), a serial bias pass and a residual pass. */
+static void linear_init_out(float *out, const float *b, const float *res, int rows, int cols) {
+#pragma omp parallel for schedule(static) if ((size_t)rows * cols >= PAR_MIN_WORK)
+    for (int i = 0; i < rows; i++) {
+        float *o = out + (size_t)i * cols;
+        const float *r = res ? res + (size_t)i * cols : NULL;
+        if (r && b) {
+#pragma omp simd
+            for (int j = 0; j < cols; j++) o[j] = r[j] + b[j];
+        } else if (r) {
+            memcpy(o, r, sizeof(float) * (size_t)cols);
+        } else {
+            memcpy(o, b, sizeof(float) * (size_t)cols);
         }
     }
+}
+
+void linear_forward(float *out, const float *inp, const float *w, const float *b, int rows, int in, int cols) {
+    if (b) linear_init_out(out, b, NULL, rows, cols);
+    blas_gemm(0, 1, rows, cols, in, 1.0f, inp, in, w, in, b ? 1.0f : 0.0f, out, cols);
+}
+
+void linear_forward_residual(float *out, const float *inp, const float *w, const float *b, const float *res,
+                             int rows, int in, int cols) {
+    linear_init_out(out, b, res, rows, cols);
+    blas_gemm(0, 1, rows, cols, in, 1.0f, inp, in, w, in, 1.0f, out, cols);
 }
 
 /* Columns per chunk of colsum_accumulate: its double accumulators (2 KiB)

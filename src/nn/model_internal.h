@@ -75,6 +75,10 @@ void s4mamba_block_backward(const model *m, block *bl, float *dres, const float 
 /* Small shared helpers (model.c). */
 /* out (rows, cols) = inp (rows, in) W^T (+ b), W (cols, in): a Linear. */
 void linear_forward(float *out, const float *inp, const float *w, const float *b, int rows, int in, int cols);
+/* out = res + inp W^T (+ b): a Linear onto the residual stream res (rows,
+ * cols), which must not overlap out. */
+void linear_forward_residual(float *out, const float *inp, const float *w, const float *b, const float *res,
+                             int rows, int in, int cols);
 /* dinp (=, overwritten; may be NULL), dw (+=), db (+=, may be NULL) of a
  * Linear. dinp is written, not accumulated: every caller wants the fresh
  * gradient, and the GEMM writing it (beta 0) saves zeroing it first. */
