@@ -500,13 +500,15 @@ icl_status model_forward(model *m, const float *x, const int *tok, int B, int T)
         if (!x) return icl_fail(ICL_ERR_ARG, "forward: this model reads continuous tokens, but none were given");
         linear_forward(r0, x, m->ri_w, m->ri_b, (int)BT, s->n_dims, D);
     }
-    if (m->pos)
-        for (int b = 0; b < B; b++)
-            for (int t = 0; t < T; t++) {
-                float *r = r0 + ((size_t)b * T + t) * D;
-                const float *p = m->pos + (size_t)t * D;
-                for (int c = 0; c < D; c++) r[c] += p[c];
-            }
+    if (m->pos) {
+#pragma omp parallel for schedule(static) if (BT * D >= PAR_MIN_WORK)
+        for (int i = 0; i < (int)BT; i++) {
+            float *r = r0 + (size_t)i * D;
+            const float *p = m->pos + (size_t)(i % T) * D;
+#pragma omp simd
+            for (int c = 0; c < D; c++) r[c] += p[c];
+        }
+    }
     for (int i = 0; i < s->n_blocks; i++) {
         block *bl = &m->blocks[i];
         switch (bl->kind) {
@@ -550,13 +552,16 @@ icl_status model_backward(model *m, const float *dout) {
         }
         icl_tick();
     }
-    if (m->pos) /* g_pos[t] += sum_b dres[b, t]: per (t, c) in b order */
+    if (m->pos) { /* g_pos[t] += sum_b dres[b, t]: per (t, c) in b order, each t on one thread */
+#pragma omp parallel for schedule(static) if (BT * D >= PAR_MIN_WORK)
         for (int t = 0; t < T; t++)
             for (int b = 0; b < B; b++) {
                 const float *d = m->dres + ((size_t)b * T + t) * D;
                 float *g = m->g_pos + (size_t)t * D;
+#pragma omp simd
                 for (int c = 0; c < D; c++) g[c] += d[c];
             }
+    }
     if (s->vocab > 0) {
         for (size_t i = 0; i < BT; i++) {
             float *g = m->g_emb + (size_t)m->last_tok[i] * D;
