@@ -129,7 +129,9 @@ static float *fill_from_table(lua_State *L, int idx, const lbind_tensor *t, int 
     for (int i = 1; i <= t->shape[dim]; i++) {
         snprintf(path + used, path_len - used, "[%d]", i);
         lua_rawgeti(L, idx, i);
-        if (dim + 1 < t->ndim) {
+        /* ndim <= MAXDIM always; the second bound is for -O3, whose
+         * -Warray-bounds cannot see it through the inlined recursion */
+        if (dim + 1 < t->ndim && dim + 1 < LBIND_TENSOR_MAXDIM) {
             if (!lua_istable(L, -1))
                 luaL_error(L, "icl.tensor: element %s is a %s, expected a table (a row of %d)", path,
                            luaL_typename(L, -1), t->shape[dim + 1]);
@@ -315,7 +317,8 @@ static int l_numel(lua_State *L) {
 static const float *push_nested(lua_State *L, const lbind_tensor *t, int dim, const float *src) {
     lua_createtable(L, t->shape[dim], 0);
     for (int i = 1; i <= t->shape[dim]; i++) {
-        if (dim + 1 < t->ndim) src = push_nested(L, t, dim + 1, src);
+        if (dim + 1 < t->ndim && dim + 1 < LBIND_TENSOR_MAXDIM) /* the bound: see fill_from_table */
+            src = push_nested(L, t, dim + 1, src);
         else lua_pushnumber(L, *src++);
         lua_rawseti(L, -2, i);
     }

@@ -92,13 +92,10 @@ int train_cli_main(int argc, char **argv) {
     if (st) { fprintf(stderr, "iclplay train: %s\n", icl_error()); return 1; }
     model_spec ms;
     st = model_spec_default(&ms, arch);
-    if (!st) st = model_spec_set(&ms, "n_dims", task_vocab(t) ? 1 : task_d(t));
-    if (!st && task_vocab(t)) st = model_spec_set(&ms, "vocab", task_vocab(t));
-    if (!st) st = model_spec_set(&ms, "n_out", task_out(t));
     if (!st) st = model_spec_set(&ms, "d_model", D);
     if (!st) st = model_spec_set(&ms, "n_layer", L);
     if (!st) st = model_spec_set(&ms, "n_head", H);
-    if (!st && ms.n_positions > 0 && ms.n_positions < task_T_max(t)) st = model_spec_set(&ms, "n_positions", task_T_max(t));
+    if (!st) st = model_spec_fit_task(&ms, t);
     ms.seed = seed;
     model *m = NULL;
     if (!st) st = model_create(&m, &ms);

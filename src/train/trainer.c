@@ -36,6 +36,15 @@ static icl_status check_fit(const model *m, const task *t) {
     return ICL_OK;
 }
 
+icl_status model_spec_fit_task(model_spec *s, const task *t) {
+    icl_status st = model_spec_set(s, "n_dims", task_vocab(t) ? 1 : task_d(t));
+    if (!st && task_vocab(t)) st = model_spec_set(s, "vocab", task_vocab(t));
+    if (!st) st = model_spec_set(s, "n_out", task_out(t));
+    if (!st && s->n_positions > 0 && s->n_positions < task_T_max(t))
+        st = model_spec_set(s, "n_positions", task_T_max(t));
+    return st;
+}
+
 icl_status trainer_init(trainer *tr, model *m, task *t, const optim_config *oc, int B, uint64_t seed) {
     memset(tr, 0, sizeof *tr);
     if (B < 1) return icl_fail(ICL_ERR_ARG, "trainer: batch must be >= 1 (got %d)", B);

@@ -53,6 +53,12 @@ typedef struct {
     loss_history hist;
 } trainer;
 
+/* Shapes spec for task t, what trainer_init checks: the input width (1 for
+ * a token task, whose ids are embedded), the vocabulary, the output width,
+ * and enough learned positions for the task's longest prompt (raised only;
+ * architectures without positions keep 0). */
+icl_status model_spec_fit_task(model_spec *s, const task *t);
+
 /* Validates that model and task fit each other (input width, output width,
  * vocabulary, positions), reserves the model's activations for (B, T_max)
  * and allocates everything the step needs. */

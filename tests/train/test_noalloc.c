@@ -98,13 +98,10 @@ static model *make_model(const char *arch, const task *t) {
     model_spec s;
     /* shaped for the task as `iclplay train` does (src/train/train_cli.c) */
     icl_status st = model_spec_default(&s, arch);
-    if (!st) st = model_spec_set(&s, "n_dims", task_vocab(t) ? 1 : task_d(t));
-    if (!st && task_vocab(t)) st = model_spec_set(&s, "vocab", task_vocab(t));
-    if (!st) st = model_spec_set(&s, "n_out", task_out(t));
     if (!st) st = model_spec_set(&s, "d_model", 32);
     if (!st) st = model_spec_set(&s, "n_layer", 4);
     if (!st) st = model_spec_set(&s, "n_head", 4);
-    if (!st && s.n_positions > 0 && s.n_positions < task_T_max(t)) st = model_spec_set(&s, "n_positions", task_T_max(t));
+    if (!st) st = model_spec_fit_task(&s, t);
     CHECK(st == ICL_OK, "model spec %s: %s", arch, icl_error());
     s.seed = test_seed();
     model *m = NULL;
