@@ -128,7 +128,7 @@ static void test_linear_stats(void) {
         CHECK(fabs(ex2 - 1) < 0.02, "E[x^2] %.4f", ex2);
         CHECK(fabs(ey2 / d - 1) < 0.06, "E[y^2]/d %.4f (tol 0.06)", ey2 / d);
         /* noiseless and linear: w fitted by least squares reproduces every y to float rounding */
-        double X[64 * 8], y[64], w[8], worst = 0;
+        double X[64 * 8], y[64], w[8] = {0}, worst = 0;
         for (int bi = 0; bi < 64; bi++) {
             int n = collect(&b, bi, d, 0, X, y);
             CHECK(lstsq(X, y, n, d, w) == 0, "solvable");
@@ -152,7 +152,7 @@ static void test_noise_and_scales(void) {
     task *t = KV("linear_regression", ((const char *[]){"n_dims", "n_points", "noise"}), ((double[]){d, N, sigma}));
     batch b;
     if (t && sample_new(&b, t, B, S(), 0)) {
-        double X[40 * 4], y[40], w[4], rss = 0;
+        double X[40 * 4], y[40], w[4] = {0}, rss = 0;
         long dof = 0;
         for (int bi = 0; bi < B; bi++) {
             int n = collect(&b, bi, d, 0, X, y);
@@ -260,7 +260,7 @@ static void test_sparse(void) {
         /* E[y^2] = k; |w|^2 ~ chi2_3 per prompt plus x: sd(mean)/k ~ 0.021 */
         printf("    sparse: E[y^2]/k = %.4f\n", ey2 / k);
         CHECK(fabs(ey2 / k - 1) < 0.1, "E[y^2]/k %.4f (tol 0.1)", ey2 / k);
-        double X[20 * 10], y[20], w[10];
+        double X[20 * 10], y[20], w[10] = {0};
         /* at most k weights are non-zero; exactly k unless a drawn weight is below the 1e-3 threshold */
         int bad = 0, exact = 0;
         for (int bi = 0; bi < 100; bi++) {
@@ -280,7 +280,7 @@ static void test_sparse(void) {
     t = KV("sparse_linear_regression", ((const char *[]){"n_dims", "n_points", "k", "dims_start"}),
            ((double[]){d, N, k, 4}));
     if (t && sample_new(&b, t, 50, S(), 0)) {
-        double X[20 * 4], y[20], w[4], worst = 0;
+        double X[20 * 4], y[20], w[4] = {0}, worst = 0;
         for (int bi = 0; bi < 50; bi++) {
             int n = collect(&b, bi, 4, 0, X, y);
             lstsq(X, y, n, 4, w);
@@ -356,7 +356,7 @@ static void test_ortho_outlier(void) {
         int bad = 0;
         double worst_cos = 0, max_cos = 0, norm2 = 0;
         long nnorm = 0;
-        double X[60 * 10], y[60], w[10];
+        double X[60 * 10], y[60], w[10] = {0};
         for (int bi = 0; bi < B; bi++) {
             const float *vx = NULL;
             for (int t2 = 0; t2 < b.T; t2 += 2) {
