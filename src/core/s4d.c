@@ -182,6 +182,12 @@ void s4d_kernel_backward(float *dlog_dt, float *dlog_A_re, float *dA_im, float *
  * LCHUNK lags; the kernel tile is transposed to Kt[lag][channel] so the inner
  * loop runs over contiguous channels and vectorises (full tiles with a
  * constant trip count; the last, partial tile with a variable one).
+ * Full tiles run four output rows (lag_dot4) or four lags (lag_corr4) at a
+ * time in vector registers: one row's sum is a chain of dependent adds that
+ * waits on the add latency at every lag, four are independent; each sum
+ * keeps its order, so the bits are those of the row-by-row loops (a small
+ * S4-Mamba step 41.3 -> 34.7 ms, one thread; the gradients of a step
+ * compared byte for byte).
  * Known limit: the rows of one tile are E floats apart, so when E*4 bytes is
  * a multiple of 2 KiB the 64 rows of a lag tile share few L1 sets; measured
  * about 2 GMAC/s per core at E = 512 (still several times cheaper than the
@@ -212,6 +218,53 @@ static inline void lag_dot(float *restrict out, const float (*restrict Kt)[CBLK]
     for (int j = 0; j < cb; j++) out[j] = acc[j];
 }
 
+/* 16 floats as one value (GCC/Clang vector extension, as in attention.c;
+ * loaded and stored with memcpy, no alignment assumed). */
+typedef float s4d_v16 __attribute__((vector_size(64)));
+static inline s4d_v16 v16_ld(const float *p) {
+    s4d_v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* lag_dot for four rows at once, out_k = out + k ostep with x_k = x + k
+ * ostep and nl_k lags (k < 4), for a full tile (cb == CBLK). One row's sum is
+ * a chain of dependent adds, one lag after the other, so a single row waits
+ * on the add latency at every lag; four rows are four independent chains.
+ * Each row still adds its lags in increasing order: the same bits as
+ * lag_dot. */
+static inline void lag_dot4(float *out, ptrdiff_t ostep, const float (*restrict Kt)[CBLK], const float *x,
+                            ptrdiff_t xstep, const int nl[4]) {
+    s4d_v16 a0 = v16_ld(out), a1 = v16_ld(out + ostep), a2 = v16_ld(out + 2 * ostep), a3 = v16_ld(out + 3 * ostep);
+    const float *x0 = x, *x1 = x + ostep, *x2 = x + 2 * ostep, *x3 = x + 3 * ostep;
+    int lo = nl[0], hi = nl[0];
+    for (int k = 1; k < 4; k++) {
+        lo = nl[k] < lo ? nl[k] : lo;
+        hi = nl[k] > hi ? nl[k] : hi;
+    }
+    int l = 0;
+    for (; l < lo; l++) {
+        const s4d_v16 k = v16_ld(Kt[l]);
+        const ptrdiff_t o = l * xstep;
+        a0 += k * v16_ld(x0 + o);
+        a1 += k * v16_ld(x1 + o);
+        a2 += k * v16_ld(x2 + o);
+        a3 += k * v16_ld(x3 + o);
+    }
+    for (; l < hi; l++) { /* the rows with more lags go on alone */
+        const s4d_v16 k = v16_ld(Kt[l]);
+        const ptrdiff_t o = l * xstep;
+        if (l < nl[0]) a0 += k * v16_ld(x0 + o);
+        if (l < nl[1]) a1 += k * v16_ld(x1 + o);
+        if (l < nl[2]) a2 += k * v16_ld(x2 + o);
+        if (l < nl[3]) a3 += k * v16_ld(x3 + o);
+    }
+    memcpy(out, &a0, sizeof a0);
+    memcpy(out + ostep, &a1, sizeof a1);
+    memcpy(out + 2 * ostep, &a2, sizeof a2);
+    memcpy(out + 3 * ostep, &a3, sizeof a3);
+}
+
 /* F[l][j] += g[j] x[l * xstep + j]   (l < nl, j < cb): one output row's
  * contribution to the lag correlations of a tile. */
 static inline void lag_outer(float (*restrict F)[CBLK], const float *restrict g, const float *restrict x,
@@ -228,6 +281,43 @@ static inline void lag_outer(float (*restrict F)[CBLK], const float *restrict g,
 #pragma omp simd
             for (int j = 0; j < cb; j++) F[l][j] += g[j] * xl[j];
         }
+    }
+}
+
+/* The tile's lag correlations of one sequence for a full tile (cb ==
+ * CBLK): F[l][j] = sum_{t = l0 + l}^{T-1} dy[t][j] u[t - l0 - l][j] for l <
+ * nl, with dy and u at row 0 of the sequence and the tile's channels, rows E
+ * apart. Four lags at a time, each a register summed over t in increasing
+ * order: the same sums, term for term, as lag_outer row by row, without
+ * loading and storing F[l] at every t. */
+static void lag_corr4(float (*restrict F)[CBLK], const float *dy, const float *u, ptrdiff_t E, int T, int l0,
+                      int nl) {
+    int l = 0;
+    for (; l + 4 <= nl; l += 4) {
+        s4d_v16 f[4] = {{0}, {0}, {0}, {0}};
+        int t = l0 + l;
+        for (; t < T && t < l0 + l + 3; t++) { /* lags l + k start at t = l0 + l + k */
+            const s4d_v16 g = v16_ld(dy + t * E);
+            for (int k = 0; k <= t - l0 - l; k++) f[k] += g * v16_ld(u + (t - l0 - l - k) * E);
+        }
+        s4d_v16 f0 = f[0], f1 = f[1], f2 = f[2], f3 = f[3];
+        for (; t < T; t++) {
+            const s4d_v16 g = v16_ld(dy + t * E);
+            const float *ut = u + (t - l0 - l) * E;
+            f0 += g * v16_ld(ut);
+            f1 += g * v16_ld(ut - E);
+            f2 += g * v16_ld(ut - 2 * E);
+            f3 += g * v16_ld(ut - 3 * E);
+        }
+        memcpy(F[l], &f0, sizeof f0);
+        memcpy(F[l + 1], &f1, sizeof f1);
+        memcpy(F[l + 2], &f2, sizeof f2);
+        memcpy(F[l + 3], &f3, sizeof f3);
+    }
+    for (; l < nl; l++) {
+        s4d_v16 f0 = {0};
+        for (int t = l0 + l; t < T; t++) f0 += v16_ld(dy + t * E) * v16_ld(u + (t - l0 - l) * E);
+        memcpy(F[l], &f0, sizeof f0);
     }
 }
 
@@ -250,7 +340,15 @@ static void s4d_conv_forward_impl(float *y, const float *u, const float *K, cons
             for (int l = 0; l < nl; l++)
                 for (int j = 0; j < cb; j++) Kt[l][j] = K[(size_t)(c0 + j) * L + l0 + l];
             for (int b = 0; b < B; b++) {
-                for (int t = l0; t < T; t++) {
+                int t = l0;
+                if (cb == CBLK) /* four rows at a time (lag_dot4) */
+                    for (; t + 4 <= T; t += 4) {
+                        int lm[4];
+                        for (int k = 0; k < 4; k++) lm[k] = t + k - l0 + 1 < nl ? t + k - l0 + 1 : nl;
+                        lag_dot4(y + ((size_t)b * T + t) * E + c0, E, (const float (*)[CBLK])Kt,
+                                 u + ((size_t)b * T + (t - l0)) * E + c0, -(ptrdiff_t)E, lm);
+                    }
+                for (; t < T; t++) {
                     float *yt = y + ((size_t)b * T + t) * E + c0;
                     const float *ut = u + ((size_t)b * T + (t - l0)) * E + c0; /* lag l0 */
                     int lmax = t - l0 + 1 < nl ? t - l0 + 1 : nl;
@@ -293,21 +391,36 @@ static void s4d_conv_backward_impl(float *du, float *dK, float *dD, const float 
                 }
             for (int b = 0; b < B; b++) {
                 /* du at s gathers the tile's lags l0 + l from dy[b, s + l0 + l] */
-                for (int s = 0; s + l0 < T; s++) {
+                if (l0 == 0)
+                    for (int s = 0; s < T; s++) {
+                        size_t os = ((size_t)b * T + s) * E + c0;
+                        for (int j = 0; j < cb; j++) du[os + j] += D[c0 + j] * dy[os + j];
+                    }
+                int s = 0;
+                if (cb == CBLK) /* four rows at a time (lag_dot4) */
+                    for (; s + 4 + l0 <= T; s += 4) {
+                        int lm[4];
+                        for (int k = 0; k < 4; k++) lm[k] = T - (s + k) - l0 < nl ? T - (s + k) - l0 : nl;
+                        size_t os = ((size_t)b * T + s) * E + c0;
+                        lag_dot4(du + os, E, (const float (*)[CBLK])Kt, dy + os + (size_t)l0 * E, (ptrdiff_t)E, lm);
+                    }
+                for (; s + l0 < T; s++) {
                     size_t os = ((size_t)b * T + s) * E + c0;
                     const float *dys = dy + os + (size_t)l0 * E;
                     int lmax = T - s - l0 < nl ? T - s - l0 : nl;
-                    if (l0 == 0)
-                        for (int j = 0; j < cb; j++) du[os + j] += D[c0 + j] * dy[os + j];
                     lag_dot(du + os, (const float (*)[CBLK])Kt, dys, (ptrdiff_t)E, lmax, cb);
                 }
                 /* the tile's lag correlations of sequence b: dy[t] against u[t - l0 - l] */
-                memset(F, 0, sizeof F);
-                for (int t = l0; t < T; t++) {
-                    const float *dyt = dy + ((size_t)b * T + t) * E + c0;
-                    const float *ut = u + ((size_t)b * T + (t - l0)) * E + c0;
-                    int lmax = t - l0 + 1 < nl ? t - l0 + 1 : nl;
-                    lag_outer(F, dyt, ut, -(ptrdiff_t)E, lmax, cb);
+                if (cb == CBLK) {
+                    lag_corr4(F, dy + (size_t)b * T * E + c0, u + (size_t)b * T * E + c0, E, T, l0, nl);
+                } else {
+                    memset(F, 0, sizeof F);
+                    for (int t = l0; t < T; t++) {
+                        const float *dyt = dy + ((size_t)b * T + t) * E + c0;
+                        const float *ut = u + ((size_t)b * T + (t - l0)) * E + c0;
+                        int lmax = t - l0 + 1 < nl ? t - l0 + 1 : nl;
+                        lag_outer(F, dyt, ut, -(ptrdiff_t)E, lmax, cb);
+                    }
                 }
                 for (int l = 0; l < nl; l++)
                     for (int j = 0; j < cb; j++) dKt[l][j] += F[l][j];
