@@ -128,6 +128,9 @@ static const shape shapes[] = {
     {3, 11, 5, 3, 0, 0},  /* odd sizes, dense Bm/Cm (ldbc = N) */
     {2, 13, 7, 16, 2, 0}, /* N = 16 as in Mamba, x_proj row R + 2N */
     {3, 9, 6, 5, 3, 2},   /* slices of a wider, padded row */
+    {2, 9, 16, 2, 1, 0},  /* E = 16: whole vectors, no remainder */
+    {3, 7, 16, 4, 0, 2},  /* the same, N = 4, padded */
+    {2, 11, 32, 16, 2, 1} /* E = 32, N = 16 */
 };
 #define NSHAPES (sizeof shapes / sizeof shapes[0])
 
@@ -262,9 +265,9 @@ static int same_grads(const problem *p, const grads *a, const grads *b) {
     return same;
 }
 
-static void test_threads_bitwise(void) {
-    /* B = 5 sequences over 2 threads: uneven split; E, N odd-ish */
-    problem p = problem_new(5, 17, 23, 16, 3, 1, test_seed() + 400);
+static void threads_bitwise(int E) {
+    /* B = 5 sequences over 2 threads: uneven split */
+    problem p = problem_new(5, 17, E, 16, 3, 1, test_seed() + 400);
     size_t BTE = (size_t)p.B * p.T * p.E;
     float *y1 = malloc(BTE * sizeof(float));
     grads g1 = grads_new(&p), g2 = grads_new(&p);
@@ -277,11 +280,17 @@ static void test_threads_bitwise(void) {
     run_forward(&p);
     run_backward(&p, &g2);
     omp_set_num_threads(saved);
-    CHECK(!memcmp(y1, p.y, BTE * sizeof(float)), "y differs between 1 and 2 threads");
-    CHECK(same_grads(&p, &g1, &g2), "gradients differ between 1 and 2 threads");
+    CHECK(!memcmp(y1, p.y, BTE * sizeof(float)), "E %d: y differs between 1 and 2 threads", E);
+    CHECK(same_grads(&p, &g1, &g2), "E %d: gradients differ between 1 and 2 threads", E);
     free(y1);
     grads_free(&g1); grads_free(&g2);
     problem_free(&p);
+}
+
+/* E = 23 (a vector remainder) and E = 32 (none). */
+static void test_threads_bitwise(void) {
+    threads_bitwise(23);
+    threads_bitwise(32);
 }
 
 static int accum_ok(const char *what, const float *got, const float *init, const float *fresh, size_t n) {
