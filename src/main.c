@@ -262,8 +262,9 @@ static int parse_mode(main_ctx *c) {
  * measured 64 ms with passive waiting and 664 ms with spinning on a busy
  * machine. A short spin is no middle way: GOMP_SPINCOUNT=10000 made a small
  * Mamba step 11% faster with 2 threads on a quiet machine (53 -> 47 ms) and
- * twice as slow on a busy one (62 -> 117 ms; 100000: 588 ms). libgomp reads OMP_WAIT_POLICY when it is loaded, before main, so
- * when the user has not chosen, set it and start the program once more. */
+ * twice as slow on a busy one (62 -> 117 ms; 100000: 588 ms). libgomp
+ * reads OMP_WAIT_POLICY when it is loaded, before main, so when the user
+ * has not chosen, set it and start the program once more. */
 static void prefer_passive_openmp(char **argv) {
     if (getenv("OMP_WAIT_POLICY") || getenv("ICLPLAY_NO_REEXEC")) return;
     if (setenv("OMP_WAIT_POLICY", "PASSIVE", 1) || setenv("ICLPLAY_NO_REEXEC", "1", 1)) return;

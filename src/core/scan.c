@@ -15,8 +15,9 @@
  *     whole sequence's states, then a again in the adjoint step): storing a
  *     for the whole sequence instead was no faster (2 T N E floats spill L2),
  *     the chunks are what make it pay: a Mamba training step 1.08x (d_model
- *     64, 4 blocks, 41 tokens, batch 64, one thread: 86 -> 80 ms). Without checkpoints (hck NULL) the
- *     backward makes them itself per sequence (one more exp pass).
+ *     64, 4 blocks, 41 tokens, batch 64, one thread: 86 -> 80 ms). Without
+ *     checkpoints (hck NULL) the backward makes them itself per sequence
+ *     (one more exp pass).
  * What it is not: the input projection, conv1d, dt_proj/softplus and the SiLU
  * gate around it (the Mamba block does those), nor a chunked/parallel-in-time
  * scan: with B sequences and small T, splitting over b is enough.

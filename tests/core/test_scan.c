@@ -61,7 +61,8 @@ static problem problem_new(int B, int T, int E, int N, int R, int pad, uint64_t 
 }
 
 static void problem_free(problem *p) {
-    free(p->u); free(p->delta); free(p->A_log); free(p->xp); free(p->D); free(p->r); free(p->y); free(p->hck); free(p->scratch);
+    free(p->u); free(p->delta); free(p->A_log); free(p->xp); free(p->D); free(p->r); free(p->y);
+    free(p->hck); free(p->scratch);
 }
 
 static const float *Bm_of(const problem *p) { return p->xp + p->R; }
