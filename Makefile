@@ -89,7 +89,18 @@ $(DEPS_OK): scripts/install-deps.sh
 	@mkdir -p build && touch $@
 deps: $(DEPS_OK)
 
-$(BUILD)/%.o: %.c | $(DEPS_OK)
+# Objects also depend on the flags they were compiled with: $(BUILD)/.cflags
+# is rewritten only when the command line changes (another OPT, NATIVE=,
+# EXTRA_CFLAGS, or a Makefile edit of them), so a build made before such a
+# change is compiled again instead of mixing old and new objects.
+CFLAGS_FILE := $(BUILD)/.cflags
+$(CFLAGS_FILE): FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
+FORCE:
+.PHONY: FORCE
+
+$(BUILD)/%.o: %.c $(CFLAGS_FILE) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) -c $< -o $@
@@ -101,7 +112,7 @@ $(BUILD)/libicl.a: $(LIB_OBJ)
 $(EXE): $(MAIN_OBJ) $(BUILD)/libicl.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/libicl.a tests/testlib.h | $(DEPS_OK)
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libicl.a tests/testlib.h $(CFLAGS_FILE) | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	@echo "  CCLD    $@"
 	@$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(BUILD)/libicl.a $(LDLIBS)
