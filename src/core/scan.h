@@ -36,8 +36,9 @@ size_t scan_scratch_floats(int B, int T, int E, int N, int nthreads);
 int scan_chunk_len(int E, int N);
 size_t scan_ckpt_floats(int B, int T, int E, int N);
 /* Test hook (like par_set_min_work): caps the chunk length at L (0: the
- * default, 32), so that small test shapes run through several chunks. Not
- * for use while a scan runs. */
+ * default, 32), so that small test shapes run through several chunks. The
+ * sizes above depend on it: set it before sizing any scratch or checkpoint
+ * buffer (before model_reserve), never while a scan runs. */
 void scan_set_max_chunk(int L);
 
 void scan_forward(float *y, float *hck, const float *u, const float *delta, const float *A_log, const float *Bm,
