@@ -146,6 +146,10 @@ struct lbind_tick {
 };
 void lbind_set_tick(lua_State *L, lbind_tick *t);
 
+/* Push package.loaded.icl (nil when the module is not loaded) and return
+ * its Lua type. lua_icl.c. */
+int lbind_push_icl(lua_State *L);
+
 /* Documentation for help(): attach `doc` to the function (or any value) at
  * fn_idx and to `name` ("icl.model", "icl.model:forward"). lua_icl.c. */
 void lbind_setdoc(lua_State *L, int fn_idx, const char *name, const char *doc);

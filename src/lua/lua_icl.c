@@ -60,6 +60,13 @@ static void push_docs(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, REPL_DOCS_KEY);
 }
 
+int lbind_push_icl(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    int type = lua_getfield(L, -1, "icl");
+    lua_remove(L, -2);
+    return type;
+}
+
 void lbind_setdoc(lua_State *L, int fn_idx, const char *name, const char *doc) {
     int t = fn_idx != 0 ? lua_type(L, fn_idx) : LUA_TNONE;
     int by_value = t == LUA_TFUNCTION || t == LUA_TTABLE || t == LUA_TUSERDATA;

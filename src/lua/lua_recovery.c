@@ -220,8 +220,7 @@ static int l_recover(lua_State *L) {
         if (what == 1) {
             lua_pushfstring(L, "%s/%s: %s", dir, line, desc);
         } else {
-            lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-            lua_getfield(L, -1, "icl");
+            lbind_push_icl(L);
             lua_getfield(L, -1, "load");
             lua_pushfstring(L, "%s/%s", dir, line);
             if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
@@ -229,8 +228,7 @@ static int l_recover(lua_State *L) {
                 free(idx);
                 return luaL_error(L, "icl.recover: %s (the files are kept)", lua_tostring(L, -1));
             }
-            lua_remove(L, -2);
-            lua_remove(L, -2);
+            lua_remove(L, -2); /* icl */
             lbind_model *lm = luaL_testudata(L, -1, LBIND_MODEL_MT);
             if (lm) lm->dirty = 1; /* recovered training is still unsaved */
         }
@@ -253,8 +251,7 @@ static int l_terminating(lua_State *L) {
 }
 
 void lbind_open_recovery(lua_State *L) {
-    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-    if (lua_getfield(L, -1, "icl") == LUA_TTABLE) {
+    if (lbind_push_icl(L) == LUA_TTABLE) {
         lua_pushcfunction(L, l_recover);
         lbind_setdoc(L, lua_gettop(L), "icl.recover",
                      "icl.recover([\"load\" | \"list\" | \"discard\"]) -> list: the models a session ended by SIGTERM or\n"
@@ -270,5 +267,5 @@ void lbind_open_recovery(lua_State *L) {
                      "should end with exit status 128 + it (143, 129).");
         lua_setfield(L, -2, "terminating");
     }
-    lua_pop(L, 2);
+    lua_pop(L, 1);
 }

@@ -67,19 +67,12 @@ void tui_message(tui *t, double sec, const char *fmt, ...) {
 
 /* ---- calling the trainer from C ------------------------------------------------------------------ */
 
-/* Push package.loaded.icl (or nil). */
-static void push_icl(lua_State *L) {
-    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-    lua_getfield(L, -1, "icl");
-    lua_remove(L, -2);
-}
-
 /* Push tr.<method> and tr for the trainer the panels follow; 0 (nothing
  * pushed) if there is none. */
 static int push_method(lua_State *L, const char *method) {
     if (!lbind_current_trainer(L)) return 0;
     int top = lua_gettop(L);
-    push_icl(L);
+    lbind_push_icl(L);
     if (lua_istable(L, -1)) {
         lua_getfield(L, -1, "show");
         if (lua_pcall(L, 0, 1, 0) == LUA_OK && !lua_isnil(L, -1)) {
@@ -107,7 +100,7 @@ static void report_error(tui *t) {
 static long setting(lua_State *L, const char *key, long def, long lo, long hi) {
     long v = def;
     int top = lua_gettop(L);
-    push_icl(L);
+    lbind_push_icl(L);
     if (lua_istable(L, -1) && lua_getfield(L, -1, "tui") == LUA_TTABLE) {
         lua_getfield(L, -1, key);
         int ok = 0;
@@ -360,7 +353,7 @@ static void install_api(tui *t) {
     lua_State *L = t->L;
     lua_pushlightuserdata(L, t);
     lua_setfield(L, LUA_REGISTRYINDEX, SELF_KEY);
-    push_icl(L);
+    lbind_push_icl(L);
     if (!lua_istable(L, -1)) {
         lua_pop(L, 1);
         return;
@@ -397,7 +390,7 @@ static void run_start(tui *t) {
     if (env && *env) {
         lua_pushstring(L, env);
     } else {
-        push_icl(L);
+        lbind_push_icl(L);
         if (lua_istable(L, -1)) lua_getfield(L, -1, "lua_dir");
         else lua_pushnil(L);
         if (lua_type(L, -1) != LUA_TSTRING) {

@@ -124,7 +124,7 @@ local tr = icl.trainer{ model = m, task = t }
 io.stdout:write("training\n"); io.stdout:flush()
 tr:run{ max_steps = 100000000 }
 EOF
-(cd "$tmp" && TMPDIR_TEST="$tmp" ICLPLAY_RECOVERY="$REC" "$EXE" run run.lua > "$tmp/run.out" 2> "$tmp/run.err") &
+(cd "$tmp" && TMPDIR_TEST="$tmp" ICLPLAY_RECOVERY="$REC" exec "$EXE" run run.lua > "$tmp/run.out" 2> "$tmp/run.err") &
 rpid=$!
 n=300
 while [ $n -gt 0 ] && ! grep -q training "$tmp/run.out" 2>/dev/null; do sleep 0.1; n=$((n - 1)); done
@@ -146,7 +146,7 @@ cat > "$tmp/gc.lua" <<'EOF'
 setmetatable({}, { __gc = function() io.stdout:write("in gc\n"); io.stdout:flush(); while true do end end })
 collectgarbage()
 EOF
-(cd "$tmp" && ICLPLAY_RECOVERY="$REC" "$EXE" run gc.lua > "$tmp/gc.out" 2>&1) &
+(cd "$tmp" && ICLPLAY_RECOVERY="$REC" exec "$EXE" run gc.lua > "$tmp/gc.out" 2>&1) &
 gpid=$!
 n=300
 while [ $n -gt 0 ] && ! grep -q "in gc" "$tmp/gc.out" 2>/dev/null; do sleep 0.1; n=$((n - 1)); done
