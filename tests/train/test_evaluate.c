@@ -25,33 +25,9 @@
 #include "core/interrupt.h"
 #include "tasks/baselines.h"
 #include "testlib.h"
+#include "train_testutil.h"
 
 static char tmpdir[256];
-
-static task *make_task(const char *name, int d, int points) {
-    task_spec ts;
-    task_spec_default(&ts, name);
-    if (d > 0) task_spec_set(&ts, "n_dims", d);
-    if (points > 0) task_spec_set(&ts, "n_points", points);
-    task *t = NULL;
-    icl_status st = task_create(&t, &ts);
-    CHECK(st == ICL_OK, "task_create(%s): %s", name, icl_error());
-    return t;
-}
-
-static model *make_model(int d, uint64_t seed) {
-    model_spec s;
-    model_spec_default(&s, "transformer");
-    model_spec_set(&s, "n_dims", d);
-    model_spec_set(&s, "d_model", 8);
-    model_spec_set(&s, "n_layer", 2);
-    model_spec_set(&s, "n_head", 2);
-    s.seed = seed;
-    model *m = NULL;
-    icl_status st = model_create(&m, &s);
-    CHECK(st == ICL_OK, "model_create: %s", icl_error());
-    return m;
-}
 
 static int curve_index(const eval_report *r, const char *name) {
     for (int c = 0; c < r->n_curves; c++)
@@ -143,8 +119,8 @@ static void zero_curve(task *t, const eval_options *o, double *mean) {
 
 static void test_linear_regression_curves(void) {
     const int d = 5, N = 20;
-    task *t = make_task("linear_regression", d, N);
-    model *m = make_model(d, 7);
+    task *t = tu_task("linear_regression", d, N);
+    model *m = tu_model("transformer", d, 8, 2, 2, 7);
     if (!t || !m) return;
     eval_options o;
     eval_options_default(&o, t);
@@ -216,8 +192,8 @@ out:
 }
 
 static void test_reproducible(void) {
-    task *t = make_task("linear_regression", 4, 12);
-    model *m = make_model(4, 3);
+    task *t = tu_task("linear_regression", 4, 12);
+    model *m = tu_model("transformer", 4, 8, 2, 2, 3);
     if (!t || !m) return;
     eval_options o;
     eval_options_default(&o, t);
@@ -281,8 +257,8 @@ static void test_reproducible(void) {
 /* ---- refusals ------------------------------------------------------------------- */
 
 static void test_refusals(void) {
-    task *mqar = make_task("token_mqar", 0, 0);
-    task *lin = make_task("linear_regression", 5, 10);
+    task *mqar = tu_task("token_mqar", 0, 0);
+    task *lin = tu_task("linear_regression", 5, 10);
     if (!mqar || !lin) return;
     eval_options o;
     eval_report r;
@@ -320,13 +296,13 @@ static void test_refusals(void) {
     o.metric = TASK_METRIC_SIGN_ACC;
     CHECK(evaluate(NULL, lin, &o, &r) == ICL_ERR_ARG, "a metric the task does not have");
     /* A model whose input width does not fit. */
-    model *m = make_model(3, 1);
+    model *m = tu_model("transformer", 3, 8, 2, 2, 1);
     eval_options_default(&o, lin);
     st = evaluate(m, lin, &o, &r);
     CHECK(st == ICL_ERR_SHAPE && strstr(icl_error(), "n_dims"), "model of the wrong width: %s", icl_error());
     model_free(m);
     /* cot_io: no predictor applies, so the default list is empty. */
-    task *cot = make_task("cot_io", 0, 0);
+    task *cot = tu_task("cot_io", 0, 0);
     if (cot) {
         eval_options_default(&o, cot);
         CHECK(o.n_baselines == 0, "cot_io has no applicable default baseline (got %d)", o.n_baselines);
@@ -356,7 +332,7 @@ static void test_defaults_apply(void) {
         {"token_mqar", 0, 0, 1, "chance"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        task *t = make_task(cases[i].name, cases[i].d, cases[i].points);
+        task *t = tu_task(cases[i].name, cases[i].d, cases[i].points);
         if (!t) continue;
         eval_options o;
         eval_options_default(&o, t);
@@ -408,8 +384,8 @@ static icl_status fill_sum(void *ctx, int prompt, rng_t *rng, int n_points, int 
 }
 
 static void test_interrupt(void) {
-    task *t = make_task("linear_regression", 4, 10);
-    model *m = make_model(4, 2);
+    task *t = tu_task("linear_regression", 4, 10);
+    model *m = tu_model("transformer", 4, 8, 2, 2, 2);
     if (!t || !m) return;
     eval_options o;
     eval_options_default(&o, t);
@@ -465,7 +441,7 @@ static void test_sparse_parity(void) {
     task_spec_set(&ts, "n_points", 30);
     task *t = NULL;
     CHECK(task_create(&t, &ts) == ICL_OK, "%s", icl_error());
-    model *m = make_model(8, 5);
+    model *m = tu_model("transformer", 8, 8, 2, 2, 5);
     if (!t || !m) return;
     eval_options o;
     eval_options_default(&o, t);
@@ -512,8 +488,8 @@ static void test_sparse_parity(void) {
 /* ---- files ----------------------------------------------------------------------------- */
 
 static void test_csv_and_svg(void) {
-    task *t = make_task("linear_regression", 3, 8);
-    model *m = make_model(3, 11);
+    task *t = tu_task("linear_regression", 3, 8);
+    model *m = tu_model("transformer", 3, 8, 2, 2, 11);
     if (!t || !m) return;
     eval_options o;
     eval_options_default(&o, t);

@@ -40,35 +40,11 @@
 #include "train/trainer.h"
 #include "train/trainer_io.h"
 #include "testlib.h"
+#include "train_testutil.h"
 
 static char tmpdir[256];
 
 /* ---- fixtures ------------------------------------------------------------------ */
-
-static task *make_task(int d, int points) {
-    task_spec ts;
-    task_spec_default(&ts, "linear_regression");
-    task_spec_set(&ts, "n_dims", d);
-    task_spec_set(&ts, "n_points", points);
-    task *t = NULL;
-    icl_status st = task_create(&t, &ts);
-    CHECK(st == ICL_OK, "task_create: %s", icl_error());
-    return t;
-}
-
-static model *make_model(const char *arch, int d, int D, int L, uint64_t seed) {
-    model_spec s;
-    model_spec_default(&s, arch);
-    model_spec_set(&s, "n_dims", d);
-    model_spec_set(&s, "d_model", D);
-    model_spec_set(&s, "n_layer", L);
-    model_spec_set(&s, "n_head", 2);
-    s.seed = seed;
-    model *m = NULL;
-    icl_status st = model_create(&m, &s);
-    CHECK(st == ICL_OK, "model_create(%s): %s", arch, icl_error());
-    return m;
-}
 
 typedef struct {
     model *m;
@@ -79,8 +55,8 @@ typedef struct {
 /* A tiny trainer (d 3, 6 points, batch 4) after `steps` good steps. */
 static int rig_make(rig *r, const char *arch, int D, int L, float lr, float clip, int steps) {
     memset(r, 0, sizeof *r);
-    r->t = make_task(3, 6);
-    r->m = make_model(arch, 3, D, L, test_seed());
+    r->t = tu_task("linear_regression", 3, 6);
+    r->m = tu_model(arch, 3, D, L, 2, test_seed());
     if (!r->t || !r->m) return 0;
     optim_config oc;
     optim_config_default(&oc);
@@ -315,7 +291,7 @@ static void test_inf_input(void) {
     rig r;
     memset(&r, 0, sizeof r);
     r.t = t;
-    r.m = make_model("mambaformer", 3, 16, 2, test_seed());
+    r.m = tu_model("mambaformer", 3, 16, 2, 2, test_seed());
     optim_config oc;
     optim_config_default(&oc);
     oc.lr = 1e-3f;
@@ -425,19 +401,6 @@ static void test_huge_lr(void) {
 
 /* ---- files ---------------------------------------------------------------------------------- */
 
-static size_t slurp(const char *path, unsigned char **buf) {
-    *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *buf = malloc(n > 0 ? (size_t)n : 1);
-    size_t got = fread(*buf, 1, (size_t)n, f);
-    fclose(f);
-    return got;
-}
-
 /* Names in dir containing ".tmp." (leftover temp files); prints them. */
 static int count_temps(const char *dir) {
     DIR *d = opendir(dir);
@@ -465,7 +428,7 @@ static void after_failed_save(rig *r, icl_status st, const char *what, const cha
     CHECK(strstr(msg, reason) != NULL, "%s: message gives the reason '%s'", what, reason);
     if (old) {
         unsigned char *now = NULL;
-        size_t n = slurp(path, &now);
+        size_t n = tu_read_file(path, &now);
         CHECK(n == old_n && now && !memcmp(now, old, n), "%s: the previous file changed (%zu vs %zu bytes)", what, n,
               old_n);
         free(now);
@@ -487,7 +450,7 @@ static void test_save_file_size_limit(void) {
     snprintf(path, sizeof path, "%s/limit.safetensors", tmpdir);
     CHECK(trainer_io_save(&r.tr, path) == ICL_OK, "first save: %s", icl_error());
     unsigned char *old;
-    size_t old_n = slurp(path, &old);
+    size_t old_n = tu_read_file(path, &old);
     CHECK(trainer_step(&r.tr) == ICL_OK, "step");
     struct rlimit saved, lim;
     getrlimit(RLIMIT_FSIZE, &saved);
@@ -571,7 +534,7 @@ static void test_save_readonly_mount(void) {
     snprintf(path, sizeof path, "%s/ro.safetensors", dir);
     CHECK(trainer_io_save(&r.tr, path) == ICL_OK, "first save: %s", icl_error());
     unsigned char *old;
-    size_t old_n = slurp(path, &old);
+    size_t old_n = tu_read_file(path, &old);
     if (mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY, NULL) != 0) {
         printf("# note: remount read-only failed (%s): EROFS NOT provoked\n", strerror(errno));
         ran_readonly = 0;
@@ -608,7 +571,7 @@ static void test_save_enospc(void) {
     CHECK(trainer_io_save(&r.tr, path) == ICL_OK, "first save fits (%zu KiB fs, %lld-byte file): %s", kib,
           (long long)sb.st_size, icl_error());
     unsigned char *old;
-    size_t old_n = slurp(path, &old);
+    size_t old_n = tu_read_file(path, &old);
     CHECK(trainer_step(&r.tr) == ICL_OK, "step");
     icl_status st = trainer_io_save(&r.tr, path);
     after_failed_save(&r, st, "full file system", path, dir, "No space left on device", old, old_n);

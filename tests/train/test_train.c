@@ -17,33 +17,9 @@
 #include "nn/checkpoint.h"
 #include "train/trainer.h"
 #include "testlib.h"
+#include "train_testutil.h"
 
 static char tmpdir[256];
-
-static task *make_task(int d, int points) {
-    task_spec ts;
-    task_spec_default(&ts, "linear_regression");
-    task_spec_set(&ts, "n_dims", d);
-    task_spec_set(&ts, "n_points", points);
-    task *t = NULL;
-    icl_status st = task_create(&t, &ts);
-    CHECK(st == ICL_OK, "task_create: %s", icl_error());
-    return t;
-}
-
-static model *make_model(const char *arch, int d, int D, int L, uint64_t seed) {
-    model_spec s;
-    model_spec_default(&s, arch);
-    model_spec_set(&s, "n_dims", d);
-    model_spec_set(&s, "d_model", D);
-    model_spec_set(&s, "n_layer", L);
-    model_spec_set(&s, "n_head", 4);
-    s.seed = seed;
-    model *m = NULL;
-    icl_status st = model_create(&m, &s);
-    CHECK(st == ICL_OK, "model_create: %s", icl_error());
-    return m;
-}
 
 /* Learning. Linear regression, d_model 32, n_layer 2, batch 32, Adam lr 3e-3,
  * clipping 10. The zero predictor scores E[y^2] = d (normalised 1); the mean
@@ -67,8 +43,8 @@ static model *make_model(const char *arch, int d, int D, int L, uint64_t seed) {
 
 static void learn(const char *arch, int d, int points, int steps, double bar) {
     if (LEARN_SANITIZED) steps = 100;
-    task *t = make_task(d, points);
-    model *m = make_model(arch, d, 32, 2, test_seed());
+    task *t = tu_task("linear_regression", d, points);
+    model *m = tu_model(arch, d, 32, 2, 4, test_seed());
     optim_config oc;
     optim_config_default(&oc);
     oc.lr = 3e-3f;
@@ -106,8 +82,8 @@ static void test_learn_mambaformer(void) { learn("mambaformer", 3, 10, 400, 0.6)
 /* 50 losses of a fresh run. */
 static void trajectory(const char *arch, int threads, double *loss, float **final_params, size_t *np) {
     blas_set_threads(threads);
-    task *t = make_task(4, 8);
-    model *m = make_model(arch, 4, 16, 2, 7);
+    task *t = tu_task("linear_regression", 4, 8);
+    model *m = tu_model(arch, 4, 16, 2, 4, 7);
     optim_config oc;
     optim_config_default(&oc);
     oc.lr = 1e-3f;
@@ -156,8 +132,8 @@ static void test_resume(void) {
         float *ref_params;
         size_t np;
         trajectory(archs[a], 2, ref, &ref_params, &np);
-        task *t = make_task(4, 8);
-        model *m = make_model(archs[a], 4, 16, 2, 7);
+        task *t = tu_task("linear_regression", 4, 8);
+        model *m = tu_model(archs[a], 4, 16, 2, 4, 7);
         optim_config oc;
         optim_config_default(&oc);
         oc.lr = 1e-3f;
@@ -182,7 +158,7 @@ static void test_resume(void) {
         st = checkpoint_read_model(f, path, &m2);
         CHECK(st == ICL_OK, "read model: %s", icl_error());
         if (st) { st_close(f); continue; }
-        task *t2 = make_task(4, 8);
+        task *t2 = tu_task("linear_regression", 4, 8);
         trainer tr2;
         optim_config oc2;
         optim_config_default(&oc2);
@@ -213,8 +189,8 @@ static void test_resume(void) {
 
 /* A step whose loss is not finite changes nothing and names the step. */
 static void test_nonfinite_step(void) {
-    task *t = make_task(3, 6);
-    model *m = make_model("mambaformer", 3, 16, 2, 3);
+    task *t = tu_task("linear_regression", 3, 6);
+    model *m = tu_model("mambaformer", 3, 16, 2, 4, 3);
     optim_config oc;
     optim_config_default(&oc);
     trainer tr;
@@ -246,17 +222,6 @@ static void test_nonfinite_step(void) {
 }
 
 /* ---- checkpoint corruption -------------------------------------------- */
-
-static size_t read_all(const char *path, unsigned char **buf) {
-    FILE *f = fopen(path, "rb");
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    *buf = malloc((size_t)n);
-    size_t got = fread(*buf, 1, (size_t)n, f);
-    fclose(f);
-    return got;
-}
 
 static void write_all(const char *path, const void *buf, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -311,7 +276,7 @@ static void patch_header(const unsigned char *good, size_t n, const char *from, 
 }
 
 static void test_checkpoint_rejects(void) {
-    model *m = make_model("mambaformer", 3, 16, 2, 1);
+    model *m = tu_model("mambaformer", 3, 16, 2, 4, 1);
     optim o;
     optim_config oc;
     optim_config_default(&oc);
@@ -322,7 +287,13 @@ static void test_checkpoint_rejects(void) {
     CHECK(checkpoint_save(good, m, &o, NULL, NULL, 0) == ICL_OK, "save: %s", icl_error());
     CHECK(try_load(good) == ICL_OK, "the good file loads: %s", icl_error());
     unsigned char *g;
-    size_t n = read_all(good, &g);
+    size_t n = tu_read_file(good, &g);
+    CHECK(n > 0, "read back %s", good);
+    if (!n) {
+        optim_free(&o);
+        model_free(m);
+        return;
+    }
     struct { const char *what, *from, *to; } patches[] = {
         {"wrong format tag", "iclplay-checkpoint-1", "iclplay-checkpoint-9"},
         {"unknown architecture", "\\\"arch\\\":\\\"mambaformer\\\"", "\\\"arch\\\":\\\"gpt9\\\""},

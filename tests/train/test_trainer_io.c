@@ -17,6 +17,7 @@
 #include "nn/checkpoint.h"
 #include "train/trainer_io.h"
 #include "testlib.h"
+#include "train_testutil.h"
 
 static char tmpdir[256];
 
@@ -40,20 +41,6 @@ static task *make_task(void) {
     return t;
 }
 
-static model *make_model(const char *arch, uint64_t seed) {
-    model_spec s;
-    model_spec_default(&s, arch);
-    model_spec_set(&s, "n_dims", 4);
-    model_spec_set(&s, "d_model", 16);
-    model_spec_set(&s, "n_layer", 2);
-    model_spec_set(&s, "n_head", 2);
-    s.seed = seed;
-    model *m = NULL;
-    icl_status st = model_create(&m, &s);
-    CHECK(st == ICL_OK, "model_create: %s", icl_error());
-    return m;
-}
-
 static void config(optim_config *oc, int variant) {
     optim_config_default(oc);
     oc->lr = 2e-3f;
@@ -71,7 +58,7 @@ static void config(optim_config *oc, int variant) {
 /* Losses of steps 1..50 and the final parameters of an uninterrupted run. */
 static void reference(const char *arch, int variant, double *loss, float **params) {
     task *t = make_task();
-    model *m = make_model(arch, 7);
+    model *m = tu_model(arch, 4, 16, 2, 2, 7);
     optim_config oc;
     config(&oc, variant);
     trainer tr;
@@ -99,7 +86,7 @@ static void test_resume_bit_exact(void) {
             float *ref_params;
             reference(archs[a], variant, ref, &ref_params);
             task *t = make_task();
-            model *m = make_model(archs[a], 7);
+            model *m = tu_model(archs[a], 4, 16, 2, 2, 7);
             optim_config oc;
             config(&oc, variant);
             trainer tr;
@@ -188,7 +175,7 @@ static void test_custom_task(void) {
     config(&oc, 0);
     for (int pass = 0; pass < 2; pass++) {
         task *t = make_custom(6);
-        model *m = make_model("mamba", 3);
+        model *m = tu_model("mamba", 4, 16, 2, 2, 3);
         trainer tr;
         trainer_init(&tr, m, t, &oc, 8, 5);
         for (int i = 0; i < (pass ? 20 : 40); i++) {
@@ -248,7 +235,7 @@ enum { K_TRAINER, K_STEP, K_SEED, K_BATCH, K_TASK, K_COUNT };
 static const char *const good_keys[K_COUNT] = {"trainer", "step", "seed", "batch", "task"};
 
 static void test_rejects(void) {
-    model *m = make_model("mambaformer", 1);
+    model *m = tu_model("mambaformer", 4, 16, 2, 2, 1);
     task *t = make_task();
     optim_config oc;
     config(&oc, 0);
@@ -371,7 +358,7 @@ static void test_task_json(void) {
         char small[16];
         CHECK(trainer_io_task_json(&s, small, sizeof small) == n, "%s: length with a short buffer", names[i]);
         /* read it back through a real file's metadata */
-        model *m = make_model("mamba", 1);
+        model *m = tu_model("mamba", 4, 16, 2, 2, 1);
         optim o;
         optim_config oc;
         optim_config_default(&oc);
