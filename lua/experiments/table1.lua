@@ -36,6 +36,8 @@
 -- bootstrap interval and the verdict rules are in lua/icl/table1_stats.lua
 -- and written out at the top of table1.md:
 --   ✗  at the trivial level: progress below 0.10 (or worse than trivial);
+--      trivial = the best score without the examples (the zero predictor,
+--      chance for vector MQAR, the x_query-only vote for parity: 0.594 at d 6);
 --   ✓  otherwise, when its interval overlaps the interval of the row's best
 --      cell or its progress is within 0.02 of the best's;
 --   ▲  otherwise: clearly worse than the row's best.

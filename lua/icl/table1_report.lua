@@ -61,7 +61,7 @@ end
 
 local function row_charts(state, rs, dir)
   local R, info = rs.row, rs.info
-  local level = { info.ref, info.accuracy and "chance" or "zero predictor" }
+  local level = { info.ref, info.ref_name }
   local series, values, xmax = {}, {}, math.max(1, rs.plan.budget)
   for _, arch in ipairs(R.archs) do
     for _, run in ipairs(rs.cells[arch].runs) do
@@ -296,8 +296,8 @@ local function markdown(state)
     .. "queries for vector MQAR; on " .. thousands(state.final_prompts) .. " held-out prompts (seed 0xE7A1, never "
     .. "trained on). Errors are squared errors normalised so that the zero predictor scores 1 (÷ d for linear, "
     .. "2NN and the outlier rows, ÷ k for sparse, ÷ 1 for the tree and CoT-I/O); for the outlier rows only clean "
-    .. "positions count. Accuracies: sign accuracy for parity (chance 0.5), nearest-value accuracy for vector "
-    .. "MQAR (chance 1/16). The 90% interval is a percentile bootstrap over prompts (" .. state.boot_resamples
+    .. "positions count. Accuracies: sign accuracy for parity (chance 0.5, but x_query alone gives more: see "
+    .. "the verdicts), nearest-value accuracy for vector MQAR (chance 1/16). The 90% interval is a percentile bootstrap over prompts (" .. state.boot_resamples
     .. " resamples; with several seeds, seeds are resampled too and the value is the mean over seeds).")
   add()
   add("**Verdicts** (the same rules are written at the top of lua/experiments/table1.lua):")
