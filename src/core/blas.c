@@ -1,6 +1,6 @@
 /*
  * blas.c - the single GEMM entry point of iclplay, its naive twin, and the
- * thread-count knob shared by OpenBLAS and our OpenMP kernels.
+ * thread-count knob of the GEMMs and our OpenMP kernels.
  *
  * Conventions (see blas.h): row-major storage, C (M, N) = alpha op(A) op(B)
  * + beta C, with op(A) (M, K) and op(B) (K, N). With ta = 1, A is stored as
@@ -18,9 +18,12 @@
  *     scribble over the TUI), such calls are served by the naive loop, which
  *     gives the same strided-read meaning.
  *
+ *   - threads: a large product is split over OpenMP's threads here, and
+ *     OpenBLAS itself runs single-threaded (why: above gemm_split_ways).
+ *
  * What it is not: a general BLAS layer. There is no argument check that can
- * fail (kernels own their shapes); blas_gemm never allocates, and must never
- * be called inside an OpenMP parallel region (OpenBLAS has its own threads).
+ * fail (kernels own their shapes); blas_gemm never allocates. Called inside
+ * an OpenMP parallel region it runs whole on the calling thread.
  */
 #include "blas.h"
 #include "core/prof.h"
@@ -57,6 +60,66 @@ static int fix_ld(int rows, int cols, int ld) {
 /* GEMM                                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* Threads. OpenBLAS's own pool is kept at one thread; blas_gemm spreads a
+ * product over OpenMP's threads itself: each thread runs a single-threaded
+ * sgemm on its own band of C's rows (or of its columns, when N is the longer
+ * side), bands a multiple of GEMM_BAND long. Why, measured on this 2-core
+ * machine (OpenBLAS 0.3.21, pthreads build, the table run paused):
+ *   - narrow products do not speed up in OpenBLAS's pool, some slow down:
+ *     Mamba's x_proj (5120 x 40 x 256 and its two backward products) ran at
+ *     0.8-1.1x of one thread, dt_proj (one side = dt_rank = 8) at 0.35-0.76x,
+ *     where square-ish products reach 1.6-1.8x;
+ *   - after each GEMM OpenBLAS's worker keeps spinning (sched_yield) for a
+ *     while, on the core our next OpenMP kernel needs.
+ * Against OpenBLAS's pool, splitting every product here made the 2-thread
+ * step faster in three alternating rounds of tests/bench/bench_step: at
+ * `small` Transformer 1.15-1.21x, Mamba 1.11-1.17x, hybrid 1.10-1.17x; at
+ * `medium` Mamba 1.11-1.21x, MambaFormer 1.11-1.20x, S4-Mamba 1.03-1.07x,
+ * the Transformer level (0.88-1.11x). Splitting only the narrow products
+ * gained about half as much.
+ * Bands partition C, so there is no reduction; the split is fixed by the
+ * shape and the thread count, so a thread count gives the same bits on
+ * every run (across thread counts the rounding may differ, as it did inside
+ * OpenBLAS). Products under gemm_split_min FLOPs stay whole on the calling
+ * thread: a parallel region costs more than it saves there. */
+#define GEMM_BAND 64
+static double gemm_split_min = 2e6;
+static long gemm_split_calls; /* products served by gemm_split (tests look) */
+
+void blas_set_split_min(double flops) { gemm_split_min = flops; }
+long blas_split_count(void) { return gemm_split_calls; }
+
+/* How many bands (threads) the product gets: 1 = one sgemm call here. */
+static int gemm_split_ways(int M, int N, int K) {
+    if (omp_in_parallel()) return 1;
+    int nt = omp_get_max_threads();
+    if (nt < 2) return 1;
+    if (2.0 * M * N * K < gemm_split_min) return 1;
+    int len = M >= N ? M : N; /* the side that is cut into bands */
+    int bands = (len + GEMM_BAND - 1) / GEMM_BAND;
+    return bands < nt ? bands : nt;
+}
+
+static void gemm_split(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                       int ldb, float beta, float *C, int ldc) {
+    const int rows = M >= N, len = rows ? M : N, ways = gemm_split_ways(M, N, K);
+    /* band length: an equal share rounded up to GEMM_BAND */
+    const int band = ((len + ways - 1) / ways + GEMM_BAND - 1) / GEMM_BAND * GEMM_BAND;
+    gemm_split_calls++;
+#pragma omp parallel for schedule(static) num_threads(ways)
+    for (int w = 0; w < ways; w++) {
+        int a0 = w * band, a1 = a0 + band < len ? a0 + band : len;
+        if (a0 >= a1) continue;
+        if (rows) /* rows a0..a1 of op(A) and of C */
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, a1 - a0, N,
+                        K, alpha, ta ? A + a0 : A + (size_t)a0 * (size_t)lda, lda, B, ldb, beta,
+                        C + (size_t)a0 * (size_t)ldc, ldc);
+        else /* columns a0..a1 of op(B) and of C */
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, a1 - a0,
+                        K, alpha, A, lda, tb ? B + (size_t)a0 * (size_t)ldb : B + a0, ldb, beta, C + a0, ldc);
+    }
+}
+
 static void blas_gemm_impl(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
@@ -71,6 +134,10 @@ static void blas_gemm_impl(int ta, int tb, int M, int N, int K, float alpha, con
     int lc = fix_ld(M, N, ldc);
     if (la < 0 || lb < 0 || lc < 0) {
         gemm_naive(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (gemm_split_ways(M, N, K) > 1) {
+        gemm_split(ta, tb, M, N, K, alpha, A, la, B, lb, beta, C, lc);
         return;
     }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha,
@@ -111,17 +178,18 @@ void gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A
 /* threads                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* One number for both pools: OpenBLAS's pthreads for GEMMs, OpenMP's for our
- * elementwise/normalisation kernels. They never run at the same time (no
- * GEMM inside a parallel region), so they do not oversubscribe. */
+/* One thread count for everything: OpenMP's. OpenBLAS's own pool stays at
+ * one thread from load time on (blas_gemm spreads products over OpenMP's
+ * threads itself, see gemm_split), so the two pools never compete. */
+__attribute__((constructor)) static void blas_pool_single(void) { openblas_set_num_threads(1); }
+
 void blas_set_threads(int n) {
     if (n < 1) n = 1;
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(1);
     omp_set_num_threads(n);
 }
 
-/* The OpenMP count: what our kernels will use; equal to OpenBLAS's once
- * blas_set_threads has been called. */
+/* The OpenMP count: what our kernels and GEMMs will use. */
 int blas_get_threads(void) { return omp_get_max_threads(); }
 
 /* OpenBLAS picks its kernels per CPU when it loads, and OPENBLAS_CORETYPE

@@ -9,8 +9,9 @@
  * lda/ldb/ldc are the row strides of the stored matrices, in floats.
  * Degenerate shapes are handled: M, N or K of 0 (K = 0 scales C by beta).
  *
- * Never call blas_gemm inside an OpenMP parallel region: OpenBLAS owns its
- * own threads for GEMMs, our kernels own OpenMP threads for the rest.
+ * Threads: a large product is split over OpenMP's threads by blas_gemm
+ * itself (OpenBLAS runs single-threaded); inside an OpenMP parallel region
+ * it runs whole on the calling thread.
  */
 #ifndef ICL_BLAS_H
 #define ICL_BLAS_H
@@ -22,9 +23,14 @@ void blas_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
 void gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                 int ldb, float beta, float *C, int ldc);
 
-/* Threads for both OpenBLAS and our OpenMP kernels (n >= 1). */
+/* Threads for the GEMMs and our OpenMP kernels (n >= 1). */
 void blas_set_threads(int n);
 int blas_get_threads(void);
+/* Products of at least this many FLOPs (2 M N K) are split over the threads
+ * (blas.c says why); 2e6 by default, a test hook like par_set_min_work. */
+void blas_set_split_min(double flops);
+/* Products split that way so far (for tests and benchmarks). */
+long blas_split_count(void);
 /* The kernel set OpenBLAS runs ("Haswell", "Cooperlake", ...). */
 const char *blas_kernels(void);
 

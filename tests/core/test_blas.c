@@ -20,6 +20,7 @@
 #include "core/blas.h"
 #include "testlib.h"
 
+#include <cblas.h>
 #include <omp.h>
 
 #define GEMM_U 0x1.0p-24
@@ -240,6 +241,53 @@ static void test_large(void) {
     }
 }
 
+/* Products that blas_gemm splits into bands over two threads itself
+ * (blas.c): narrow and wide shapes, every transposition, alpha/beta, padded
+ * strides with NaN in the padding, C full of NaN under beta = 0 (a row or
+ * column no band covered would stay NaN), bands that do not divide the long
+ * side, the long side being M or N. The threshold is lowered so the shapes
+ * can stay small. OpenBLAS's own pool stays at one thread throughout. */
+static void test_split(void) {
+    static const int shapes2[][3] = {{200, 8, 40}, {8, 200, 40}, {150, 130, 5}, {70, 3, 9}, {65, 1, 33},
+                                     {3, 129, 64}, {300, 64, 300}, {130, 257, 96}};
+    test_rng r = {test_seed() ^ 0x5B17};
+    int saved = blas_get_threads();
+    CHECK(openblas_get_num_threads() == 1, "OpenBLAS's pool has %d threads at start", openblas_get_num_threads());
+    blas_set_threads(2);
+    blas_set_split_min(0);
+    long before = blas_split_count();
+    int n = 0, bad = 0;
+    for (size_t s = 0; s < sizeof shapes2 / sizeof shapes2[0]; s++)
+        for (int t = 0; t < 4; t++)
+            for (int v = 0; v < 3; v++) {
+                gemm_case g = {t >> 1, t & 1, shapes2[s][0], shapes2[s][1], shapes2[s][2], v * 3, v * 2, v,
+                               ab[v + 1][0], v == 0 ? 0.0f : ab[v + 1][1], v == 0};
+                n++;
+                bad += !(run_case("blas_gemm split", blas_gemm, &g, &r) <= 1.0);
+            }
+    long split = blas_split_count() - before;
+    printf("    %d products, %ld split over 2 threads, %d bad\n", n, split, bad);
+    CHECK(split == n, "only %ld of %d products took the split path", split, n);
+    CHECK(openblas_get_num_threads() == 1, "OpenBLAS's pool at %d threads", openblas_get_num_threads());
+    /* one thread, a product inside a parallel region, or one below the
+     * threshold: never split */
+    blas_set_split_min(2e6);
+    gemm_case small = {0, 1, 20, 8, 40, 0, 0, 0, 1.0f, 0.0f, 1};
+    run_case("blas_gemm below the threshold", blas_gemm, &small, &r);
+    blas_set_split_min(0);
+    float A[6] = {1, 2, 3, 4, 5, 6}, B[6] = {1, 0, 0, 1, 1, 1}, C[2][4];
+#pragma omp parallel num_threads(2)
+    blas_gemm(0, 0, 2, 2, 3, 1.0f, A, 3, B, 2, 0.0f, C[omp_get_thread_num()], 2);
+    for (int t = 0; t < 2; t++)
+        CHECK(C[t][0] == 4 && C[t][1] == 5 && C[t][2] == 10 && C[t][3] == 11, "in a parallel region, thread %d", t);
+    blas_set_threads(1);
+    gemm_case one = {0, 1, 200, 8, 40, 0, 0, 0, 1.0f, 0.0f, 1};
+    run_case("blas_gemm 1 thread", blas_gemm, &one, &r);
+    CHECK(blas_split_count() - before == split, "a product below the threshold, in a region or on 1 thread was split");
+    blas_set_split_min(2e6);
+    blas_set_threads(saved);
+}
+
 int main(int argc, char **argv) {
     test_init(argc, argv);
     TEST_RUN(test_blas_vs_oracle);
@@ -249,5 +297,6 @@ int main(int argc, char **argv) {
     TEST_RUN(test_single_row_strides);
     TEST_RUN(test_threads);
     TEST_RUN(test_large);
+    TEST_RUN(test_split);
     return test_finish();
 }
