@@ -64,14 +64,12 @@ static int fix_ld(int rows, int cols, int ld) {
  * product over OpenMP's threads itself: each thread runs a single-threaded
  * sgemm on its own band of C's rows (or of its columns, when N is the longer
  * side), bands a multiple of GEMM_BAND long. Why, measured on this 2-core
- * machine (OpenBLAS 0.3.21, pthreads build, the table run paused):
- *   - narrow products do not speed up in OpenBLAS's pool, some slow down:
- *     Mamba's x_proj (5120 x 40 x 256 and its two backward products) ran at
- *     0.8-1.1x of one thread, dt_proj (one side = dt_rank = 8) at 0.35-0.76x,
- *     where square-ish products reach 1.6-1.8x;
- *   - after each GEMM OpenBLAS's worker keeps spinning (sched_yield) for a
- *     while, on the core our next OpenMP kernel needs.
- * Against OpenBLAS's pool, splitting every product here made the 2-thread
+ * machine (OpenBLAS 0.3.21's OpenMP build, see the Makefile; quiet machine):
+ * narrow products do not speed up when OpenBLAS threads them, some slow
+ * down: Mamba's x_proj (5120 x 40 x 256 and its two backward products) ran
+ * at 0.8-1.1x of one thread, dt_proj (one side = dt_rank = 8) at
+ * 0.35-0.76x, where square-ish products reach 1.6-1.8x. Against OpenBLAS's
+ * threading, splitting every product here made the 2-thread
  * step faster in three alternating rounds of tests/bench/bench_step: at
  * `small` Transformer 1.15-1.21x, Mamba 1.11-1.17x, hybrid 1.10-1.17x; at
  * `medium` Mamba 1.11-1.21x, MambaFormer 1.11-1.20x, S4-Mamba 1.03-1.07x,
@@ -178,10 +176,15 @@ void gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A
 /* threads                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* One thread count for everything: OpenMP's. OpenBLAS's own pool stays at
- * one thread from load time on (blas_gemm spreads products over OpenMP's
- * threads itself, see gemm_split), so the two pools never compete. */
-__attribute__((constructor)) static void blas_pool_single(void) { openblas_set_num_threads(1); }
+/* One thread count for everything: OpenMP's. OpenBLAS itself stays at one
+ * thread from load time on (blas_gemm spreads products over OpenMP's
+ * threads itself, see gemm_split). */
+__attribute__((constructor)) static void blas_pool_single(void) {
+    /* OpenBLAS's OpenMP build sets OpenMP's count too: keep the default */
+    int n = omp_get_max_threads();
+    openblas_set_num_threads(1);
+    omp_set_num_threads(n);
+}
 
 void blas_set_threads(int n) {
     if (n < 1) n = 1;

@@ -252,7 +252,7 @@ static void test_split(void) {
                                      {3, 129, 64}, {300, 64, 300}, {130, 257, 96}};
     test_rng r = {test_seed() ^ 0x5B17};
     int saved = blas_get_threads();
-    CHECK(openblas_get_num_threads() == 1, "OpenBLAS's pool has %d threads at start", openblas_get_num_threads());
+    CHECK(openblas_get_num_threads() == 1, "OpenBLAS has %d threads at start", openblas_get_num_threads());
     blas_set_threads(2);
     blas_set_split_min(0);
     long before = blas_split_count();
@@ -268,7 +268,7 @@ static void test_split(void) {
     long split = blas_split_count() - before;
     printf("    %d products, %ld split over 2 threads, %d bad\n", n, split, bad);
     CHECK(split == n, "only %ld of %d products took the split path", split, n);
-    CHECK(openblas_get_num_threads() == 1, "OpenBLAS's pool at %d threads", openblas_get_num_threads());
+    CHECK(openblas_get_num_threads() == 1, "OpenBLAS at %d threads", openblas_get_num_threads());
     /* one thread, a product inside a parallel region, or one below the
      * threshold: never split */
     blas_set_split_min(2e6);
@@ -288,8 +288,20 @@ static void test_split(void) {
     blas_set_threads(saved);
 }
 
+/* Keeping OpenBLAS at one thread (blas.c, at load time) must not change the
+ * default thread count of everything else: OMP_NUM_THREADS, or every core
+ * (OpenBLAS's OpenMP build sets OpenMP's count when its own is set). Runs
+ * first, before anything sets a count. */
+static void test_default_threads(void) {
+    const char *env = getenv("OMP_NUM_THREADS");
+    int want = env && atoi(env) > 0 ? atoi(env) : omp_get_num_procs();
+    CHECK(blas_get_threads() == want, "default threads %d, expected %d", blas_get_threads(), want);
+    CHECK(openblas_get_num_threads() == 1, "OpenBLAS has %d threads at start", openblas_get_num_threads());
+}
+
 int main(int argc, char **argv) {
     test_init(argc, argv);
+    TEST_RUN(test_default_threads);
     TEST_RUN(test_blas_vs_oracle);
     TEST_RUN(test_naive_vs_oracle);
     TEST_RUN(test_beta0_nan_and_alpha0);
