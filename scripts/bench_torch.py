@@ -787,6 +787,8 @@ def cmd_drive(quick):
     me = os.path.abspath(__file__)
     py = sys.executable
     cfgs = ["small"] if quick else ["small", "medium", "paper"]
+    if os.environ.get("BENCH_CONFIGS"):  # a subset, with the full reps
+        cfgs = [c for c in cfgs if c in os.environ["BENCH_CONFIGS"].split(",")]
     reps = {"small": (1, 3) if quick else (3, 15), "medium": (2, 7), "paper": (2, 5)}
     rounds = int(os.environ.get("BENCH_ROUNDS", "1" if quick else "2"))
     archs_env = os.environ.get("BENCH_ARCHS")

@@ -19,6 +19,7 @@
 #   BENCH_QUICK=1     small configuration only, few reps, one round (development)
 #   BENCH_ROUNDS=n    alternating rounds (default 2; 1 in QUICK mode)
 #   BENCH_ARCHS=a,b   only these architectures
+#   BENCH_CONFIGS=a,b only these configurations (small, medium, paper), full reps
 #   BENCH_USER_SCAN=loop_index   the user peer runs mamba-minimal's indexing
 #                     loop verbatim (O(T^2) backward; very slow) instead of
 #                     the plain loop with unbind
