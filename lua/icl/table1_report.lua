@@ -297,7 +297,8 @@ local function markdown(state)
     .. "trained on). Errors are squared errors normalised so that the zero predictor scores 1 (÷ d for linear, "
     .. "2NN and the outlier rows, ÷ k for sparse, ÷ 1 for the tree and CoT-I/O); for the outlier rows only clean "
     .. "positions count. Accuracies: sign accuracy for parity (chance 0.5, but x_query alone gives more: see "
-    .. "the verdicts), nearest-value accuracy for vector MQAR (chance 1/16). The 90% interval is a percentile bootstrap over prompts (" .. state.boot_resamples
+    .. "the verdicts), nearest-value accuracy for vector MQAR (chance 1/16). The 90% interval is a percentile "
+    .. "bootstrap over prompts (" .. state.boot_resamples
     .. " resamples; with several seeds, seeds are resampled too and the value is the mean over seeds).")
   add()
   add("**Verdicts** (the same rules are written at the top of lua/experiments/table1.lua):")

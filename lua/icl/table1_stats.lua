@@ -18,20 +18,6 @@ local U = require("icl.table1_util")
 
 local S = {}
 
-S.RULES = {
-  "**✗** at the trivial level: progress < 0.10, where progress is 1 − error for errors (the zero predictor "
-    .. "scores 1) and (accuracy − trivial) / (1 − trivial) for accuracies; a cell worse than trivial is ✗ too. "
-    .. "The trivial level is the best score without the in-context examples: the zero predictor for errors, "
-    .. "chance (1/16) for vector MQAR, and for sparse parity the best guess from x_query alone (the majority "
-    .. "sign over the possible subsets: 0.594 for d 6, 0.555 for d 10, k 2), not 0.5.",
-  "**✓** not ✗, and its 90% interval overlaps the interval of the row's best cell (highest progress), or its "
-    .. "progress is within 0.02 of the best's.",
-  "**▲** neither: clearly worse than the row's best.",
-}
-local TRIVIAL_PROGRESS = 0.10
-local TIE_PROGRESS = 0.02
-local BOOT_SEED = 0xB007
-
 -- The trivial level of sparse parity: the best sign accuracy of a predictor
 -- that ignores the in-context examples. It sees only x_query (uniform on
 -- {-1, +1}^d) and knows that y is the product of k coordinates chosen
@@ -57,6 +43,21 @@ function S.parity_blind_accuracy(d, k)
   end
   return acc
 end
+
+S.RULES = {
+  "**✗** at the trivial level: progress < 0.10, where progress is 1 − error for errors (the zero predictor "
+    .. "scores 1) and (accuracy − trivial) / (1 − trivial) for accuracies; a cell worse than trivial is ✗ too. "
+    .. "The trivial level is the best score without the in-context examples: the zero predictor for errors, "
+    .. "chance (1/16) for vector MQAR, and for sparse parity the best guess from x_query alone (the majority "
+    .. string.format("sign over the possible subsets: %.3f for d 6, %.3f for d 10, k 2), not 0.5.",
+      S.parity_blind_accuracy(6, 2), S.parity_blind_accuracy(10, 2)),
+  "**✓** not ✗, and its 90% interval overlaps the interval of the row's best cell (highest progress), or its "
+    .. "progress is within 0.02 of the best's.",
+  "**▲** neither: clearly worse than the row's best.",
+}
+local TRIVIAL_PROGRESS = 0.10
+local TIE_PROGRESS = 0.02
+local BOOT_SEED = 0xB007
 
 -- What scoring a row needs to know about its task (plain data: it is saved
 -- in every cell, so a report can be rebuilt without building the task).
@@ -90,8 +91,8 @@ function S.metric_name(info)
 end
 
 -- The score of one scored slot: prediction p and target y (tables of the
--- output coordinates), x the prompt's inputs (vector MQAR only).
-local function slot_score(info, p, y, X)
+-- output coordinates), X the prompt's inputs (vector MQAR only).
+function S.slot_score(info, p, y, X)
   if info.kind == "sqerr" then
     local e = 0
     for o = 1, info.metric_out do e = e + (p[o] - y[o]) ^ 2 end
@@ -131,7 +132,7 @@ function S.score_prompts(info, m, t, seed, n_prompts)
       for tt = 1, b.T do
         local ex = E[i][tt]
         if M[i][tt] ~= 0 and ex >= info.lo and ex <= info.hi then
-          s, c = s + slot_score(info, P[i][tt], Y[i][tt], X and X[i]), c + 1
+          s, c = s + S.slot_score(info, P[i][tt], Y[i][tt], X and X[i]), c + 1
         end
       end
       sums[start + i], counts[start + i] = s, c

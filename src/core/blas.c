@@ -98,9 +98,10 @@ static int gemm_split_ways(int M, int N, int K) {
     return bands < nt ? bands : nt;
 }
 
-static void gemm_split(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                       int ldb, float beta, float *C, int ldc) {
-    const int rows = M >= N, len = rows ? M : N, ways = gemm_split_ways(M, N, K);
+/* The product in `ways` bands (from gemm_split_ways), one per thread. */
+static void gemm_split(int ways, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc) {
+    const int rows = M >= N, len = rows ? M : N;
     /* band length: an equal share rounded up to GEMM_BAND */
     const int band = ((len + ways - 1) / ways + GEMM_BAND - 1) / GEMM_BAND * GEMM_BAND;
     gemm_split_calls++;
@@ -134,8 +135,9 @@ static void blas_gemm_impl(int ta, int tb, int M, int N, int K, float alpha, con
         gemm_naive(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    if (gemm_split_ways(M, N, K) > 1) {
-        gemm_split(ta, tb, M, N, K, alpha, A, la, B, lb, beta, C, lc);
+    int ways = gemm_split_ways(M, N, K);
+    if (ways > 1) {
+        gemm_split(ways, ta, tb, M, N, K, alpha, A, la, B, lb, beta, C, lc);
         return;
     }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha,
@@ -176,9 +178,10 @@ void gemm_naive(int ta, int tb, int M, int N, int K, float alpha, const float *A
 /* threads                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* One thread count for everything: OpenMP's. OpenBLAS itself stays at one
- * thread from load time on (blas_gemm spreads products over OpenMP's
- * threads itself, see gemm_split). */
+/* One thread count for everything: OpenMP's. OpenBLAS itself is set to one
+ * thread here, once, at load time, and nothing sets it again (blas_gemm
+ * spreads products over OpenMP's threads itself, see gemm_split; with its
+ * count at 1, OpenBLAS's OpenMP build never follows OpenMP's count). */
 __attribute__((constructor)) static void blas_pool_single(void) {
     /* OpenBLAS's OpenMP build sets OpenMP's count too: keep the default */
     int n = omp_get_max_threads();
@@ -186,11 +189,7 @@ __attribute__((constructor)) static void blas_pool_single(void) {
     omp_set_num_threads(n);
 }
 
-void blas_set_threads(int n) {
-    if (n < 1) n = 1;
-    openblas_set_num_threads(1);
-    omp_set_num_threads(n);
-}
+void blas_set_threads(int n) { omp_set_num_threads(n < 1 ? 1 : n); }
 
 /* The OpenMP count: what our kernels and GEMMs will use. */
 int blas_get_threads(void) { return omp_get_max_threads(); }

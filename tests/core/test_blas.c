@@ -284,6 +284,7 @@ static void test_split(void) {
     gemm_case one = {0, 1, 200, 8, 40, 0, 0, 0, 1.0f, 0.0f, 1};
     run_case("blas_gemm 1 thread", blas_gemm, &one, &r);
     CHECK(blas_split_count() - before == split, "a product below the threshold, in a region or on 1 thread was split");
+    CHECK(openblas_get_num_threads() == 1, "OpenBLAS at %d threads after unsplit products", openblas_get_num_threads());
     blas_set_split_min(2e6);
     blas_set_threads(saved);
 }

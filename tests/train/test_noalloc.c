@@ -29,6 +29,7 @@
 #include "core/blas.h"
 #include "train/trainer.h"
 #include "testlib.h"
+#include "train_testutil.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define NOALLOC_COUNTED 0
@@ -85,15 +86,6 @@ int posix_memalign(void **out, size_t a, size_t n) {
 }
 #endif
 
-static task *make_task(const char *name) {
-    task_spec ts;
-    task_spec_default(&ts, name);
-    task *t = NULL;
-    icl_status st = task_create(&t, &ts);
-    CHECK(st == ICL_OK, "task_create %s: %s", name, icl_error());
-    return t;
-}
-
 static model *make_model(const char *arch, const task *t) {
     model_spec s;
     /* shaped for the task as `iclplay train` does (src/train/train_cli.c) */
@@ -113,7 +105,7 @@ static model *make_model(const char *arch, const task *t) {
 /* Warm-up steps, then counted steps; returns the allocations counted. */
 static long counted_steps(const char *arch, const char *task_name, int threads, long *foreign) {
     blas_set_threads(threads);
-    task *t = make_task(task_name);
+    task *t = tu_task(task_name, 0, 0);
     model *m = t ? make_model(arch, t) : NULL;
     long n = -1;
     if (m) {

@@ -1,7 +1,7 @@
 /*
  * train_testutil.h - fixtures shared by the training tests (test_train.c,
- * test_faults.c, test_evaluate.c, test_trainer_io.c): a task and a model
- * from a few numbers, and a whole file read into memory.
+ * test_faults.c, test_evaluate.c, test_trainer_io.c, test_noalloc.c): a
+ * task and a model from a few numbers, and a whole file read into memory.
  */
 #ifndef ICL_TRAIN_TESTUTIL_H
 #define ICL_TRAIN_TESTUTIL_H
