@@ -91,6 +91,44 @@ static inline void test_fill_uniform(test_rng *r, float *x, size_t n, float lo, 
     for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)test_rng_uniform(r);
 }
 
+/* Zeroed arrays for test data (never NULL: out of memory ends the test
+ * binary with status 2, as no test can go on without its inputs). */
+static inline float *test_falloc(size_t n) {
+    float *p = calloc(n ? n : 1, sizeof *p);
+    if (!p) { printf("out of memory\n"); exit(2); }
+    return p;
+}
+static inline double *test_dalloc(size_t n) {
+    double *p = calloc(n ? n : 1, sizeof *p);
+    if (!p) { printf("out of memory\n"); exit(2); }
+    return p;
+}
+
+/* Kernel output against a double reference, rows x cols read with row
+ * strides ldg and ldr: |got - ref| <= atol + rtol (|ref| + mag), mag (laid
+ * out like ref, or NULL for 0) the sum of the absolute values of the terms
+ * that make up ref (a float sum of n terms is only accurate to ~n eps of
+ * that when they cancel). Prints the worst error and up to 3 offenders. */
+static inline int test_close_to_ref(const char *what, const float *got, size_t ldg, const double *ref,
+                                    const double *mag, size_t ldr, size_t rows, size_t cols, double rtol,
+                                    double atol) {
+    double worst = 0, worst_excess = 0;
+    size_t bad = 0;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < cols; c++) {
+            double g = got[r * ldg + c], e = ref[r * ldr + c], m = mag ? mag[r * ldr + c] : 0.0;
+            double err = fabs(g - e), lim = atol + rtol * (fabs(e) + m);
+            if (!(err <= lim)) {
+                if (bad < 3) printf("    %s[%zu,%zu]: %.8g vs ref %.8g\n", what, r, c, g, e);
+                bad++;
+            }
+            if (err > worst || isnan(err)) worst = err;
+            if (err / lim > worst_excess) worst_excess = err / lim;
+        }
+    printf("    %-8s max|err| %.3g (%.2f of tolerance)\n", what, worst, worst_excess);
+    return bad == 0;
+}
+
 /* Compare two arrays elementwise: |a-b| <= atol + rtol*max(|a|,|b|).
  * Prints the worst element and up to 3 offenders; returns 1 when all agree. */
 static inline int test_allclose(const char *what, const float *a, const float *b, size_t n, double rtol,

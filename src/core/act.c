@@ -126,28 +126,13 @@ void silu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
 /* softplus                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* Three loops per block of 256: e = exp(-|x|) into a stack buffer,
- * e = log1p(e), then max(x, 0) + e. Fused into one loop (fm_softplusf), GCC's jump
- * threading splits the body on the known sign of -|x| and the loop no
- * longer vectorises (18 ns an element instead of under 1). */
-#define SOFTPLUS_BLOCK 256
+/* By blocks of FM_SOFTPLUS_BLOCK (fastmath.h says why not one loop). */
 static void softplus_forward_impl(float *out, const float *inp, size_t n) {
-    const size_t nblk = (n + SOFTPLUS_BLOCK - 1) / SOFTPLUS_BLOCK;
+    const size_t nblk = (n + FM_SOFTPLUS_BLOCK - 1) / FM_SOFTPLUS_BLOCK;
 #pragma omp parallel for schedule(static) if (n >= ACT_PAR_MIN)
     for (size_t b = 0; b < nblk; b++) {
-        float e[SOFTPLUS_BLOCK];
-        const size_t lo = b * SOFTPLUS_BLOCK, m = n - lo < SOFTPLUS_BLOCK ? n - lo : SOFTPLUS_BLOCK;
-        const float *x = inp + lo;
-        float *o = out + lo;
-#pragma omp simd
-        for (size_t i = 0; i < m; i++) e[i] = fm_expf(-fabsf(x[i]));
-#pragma omp simd
-        for (size_t i = 0; i < m; i++) e[i] = fm_log1pf_unit(e[i]);
-#pragma omp simd
-        for (size_t i = 0; i < m; i++) {
-            float sp = (x[i] > 0.0f ? x[i] : 0.0f) + e[i];
-            o[i] = x[i] > 20.0f ? x[i] : sp; /* identity above 20, as fm_softplusf */
-        }
+        const size_t lo = b * FM_SOFTPLUS_BLOCK, m = n - lo < FM_SOFTPLUS_BLOCK ? n - lo : FM_SOFTPLUS_BLOCK;
+        fm_softplus_block(out + lo, inp + lo, (int)m);
     }
 }
 

@@ -26,6 +26,8 @@
 #include <omp.h>
 #include <stddef.h>
 
+#include "core/fastmath.h"
+
 /* Channels are processed in blocks of at most CONV_CBLOCK, and taps in
  * groups of at most CONV_KGROUP (Mamba's K = 4 is one group). Per block a
  * thread copies its taps into a small transposed stack tile wt[k][c], so the
@@ -53,8 +55,10 @@ static void load_taps(float wt[CONV_KGROUP][CONV_CBLOCK], const float *w, int K,
         for (int j = 0; j < nk; j++) wt[j][c] = w[(size_t)(c0 + c) * K + kg + j];
 }
 
-static void conv1d_forward_impl(float *out, const float *x, int ldx, const float *w, const float *bias, int B, int T, int C,
-                    int K) {
+/* act: NULL, or where SiLU(out) goes, row by row after the row's last tap
+ * group (conv1d_silu_forward) */
+static void conv1d_forward_impl(float *out, float *act, const float *x, int ldx, const float *w, const float *bias,
+                                int B, int T, int C, int K) {
     if (B <= 0 || T <= 0 || C <= 0 || K <= 0) return;
     /* enough (b, channel block) items for every thread */
     const int threads = omp_get_max_threads();
@@ -87,6 +91,11 @@ static void conv1d_forward_impl(float *out, const float *x, int ldx, const float
 #pragma omp simd
                     for (int c = 0; c < nc; c++) o[c] += wj[c] * xr[c];
                 }
+                if (act && kg + nk == K) { /* act.c's silu_forward, element for element */
+                    float *restrict a = act + ((size_t)b * T + t) * C + c0;
+#pragma omp simd
+                    for (int c = 0; c < nc; c++) a[c] = o[c] * fm_sigmoidf(o[c]);
+                }
             }
         }
     }
@@ -95,12 +104,25 @@ static void conv1d_forward_impl(float *out, const float *x, int ldx, const float
 void conv1d_forward(float *out, const float *x, int ldx, const float *w, const float *bias, int B, int T, int C,
                     int K) {
     uint64_t t0 = prof_start();
-    conv1d_forward_impl(out, x, ldx, w, bias, B, T, C, K);
+    conv1d_forward_impl(out, NULL, x, ldx, w, bias, B, T, C, K);
     prof_stop(PROF_CONV, t0);
 }
 
-static void conv1d_backward_impl(float *dx, int lddx, float *dw, float *dbias, const float *dout, const float *x, int ldx,
-                     const float *w, int B, int T, int C, int K) {
+void conv1d_silu_forward(float *act, float *out, const float *x, int ldx, const float *w, const float *bias, int B,
+                         int T, int C, int K) {
+    uint64_t t0 = prof_start();
+    conv1d_forward_impl(out, act, x, ldx, w, bias, B, T, C, K);
+    prof_stop(PROF_CONV, t0);
+}
+
+/* dact NULL: dout is the gradient of out. Otherwise dout is scratch that
+ * each (sequence, channel block) item first fills with dact * SiLU'(pre)
+ * for all its rows (the taps of dx read later rows), and the weight sums
+ * (the second region) read it from there. */
+static void conv1d_backward_impl(float *dx, int lddx, float *dw, float *dbias, float *dout_mut, const float *dact,
+                                 const float *pre, const float *x, int ldx, const float *w, int B, int T, int C,
+                                 int K) {
+    const float *dout = dout_mut;
     if (B <= 0 || T <= 0 || C <= 0 || K <= 0) return;
     const int threads = omp_get_max_threads();
 
@@ -115,6 +137,17 @@ static void conv1d_backward_impl(float *dx, int lddx, float *dw, float *dbias, c
             const int b = it / nblocks, c0 = (it % nblocks) * cw;
             const int nc = C - c0 < cw ? C - c0 : cw;
             float wt[CONV_KGROUP][CONV_CBLOCK];
+            if (dact) /* act.c's silu_backward into zeros, element for element */
+                for (int t = 0; t < T; t++) {
+                    size_t o = ((size_t)b * T + t) * C + c0;
+                    const float *restrict da = dact + o, *restrict xp = pre + o;
+                    float *restrict g = dout_mut + o;
+#pragma omp simd
+                    for (int c = 0; c < nc; c++) {
+                        float s = fm_sigmoidf(xp[c]);
+                        g[c] = 0.0f + da[c] * s * (1.0f + xp[c] * (1.0f - s));
+                    }
+                }
 
             for (int kg = 0; kg < K; kg += CONV_KGROUP) {
                 const int nk = K - kg < CONV_KGROUP ? K - kg : CONV_KGROUP;
@@ -191,6 +224,14 @@ static void conv1d_backward_impl(float *dx, int lddx, float *dw, float *dbias, c
 void conv1d_backward(float *dx, int lddx, float *dw, float *dbias, const float *dout, const float *x, int ldx,
                      const float *w, int B, int T, int C, int K) {
     uint64_t t0 = prof_start();
-    conv1d_backward_impl(dx, lddx, dw, dbias, dout, x, ldx, w, B, T, C, K);
+    /* dout is only read when dact is NULL */
+    conv1d_backward_impl(dx, lddx, dw, dbias, (float *)dout, NULL, NULL, x, ldx, w, B, T, C, K);
+    prof_stop(PROF_CONV, t0);
+}
+
+void conv1d_silu_backward(float *dx, int lddx, float *dw, float *dbias, float *dout, const float *dact,
+                          const float *out, const float *x, int ldx, const float *w, int B, int T, int C, int K) {
+    uint64_t t0 = prof_start();
+    conv1d_backward_impl(dx, lddx, dw, dbias, dout, dact, out, x, ldx, w, B, T, C, K);
     prof_stop(PROF_CONV, t0);
 }

@@ -3,7 +3,8 @@
  *
  *   out[b,t,c] = bias[c] + sum_{k=0}^{K-1} w[c,k] * x[b, t-K+1+k, c]
  * with x at negative t taken as 0 (PyTorch Conv1d, groups = C, padding K-1,
- * output cut to the first T steps). No activation: the caller applies SiLU.
+ * output cut to the first T steps). conv1d_silu_* below add the SiLU that
+ * follows it in both Mamba blocks.
  *
  * Shapes: x (B, T, C) stored with row stride ldx >= C (so the x half of
  * Mamba's in_proj output (B, T, 2E) is read in place); out (B, T, C) dense;
@@ -19,5 +20,19 @@ void conv1d_forward(float *out, const float *x, int ldx, const float *w, const f
                     int K);
 void conv1d_backward(float *dx, int lddx, float *dw, float *dbias, const float *dout, const float *x, int ldx,
                      const float *w, int B, int T, int C, int K);
+
+/* The conv followed by SiLU, as both Mamba blocks use it, in the same
+ * passes: the forward writes out (the pre-activation, which the backward
+ * needs) and act = SiLU(out); the backward takes dact, the gradient of
+ * act, writes dout = dact * SiLU'(out) into the caller's scratch dout (B, T,
+ * C), overwritten, and accumulates dx, dw, dbias from it as conv1d_backward.
+ * Bitwise the results of conv1d_forward + silu_forward and of silu_backward
+ * (into zeros) + conv1d_backward (act.h's SiLU, the same expressions), with
+ * one parallel region and one pass over (B, T, C) fewer each way and no
+ * zeroing of dout. */
+void conv1d_silu_forward(float *act, float *out, const float *x, int ldx, const float *w, const float *bias, int B,
+                         int T, int C, int K);
+void conv1d_silu_backward(float *dx, int lddx, float *dw, float *dbias, float *dout, const float *dact,
+                          const float *out, const float *x, int ldx, const float *w, int B, int T, int C, int K);
 
 #endif

@@ -141,4 +141,24 @@ static inline __attribute__((always_inline)) float fm_softplusf(float x) {
     return x > 20.0f ? x : sp;
 }
 
+/* fm_softplusf over x[0..m), m <= FM_SOFTPLUS_BLOCK, into o: three loops
+ * through a stack buffer, e = exp(-|x|), e = log1p(e), max(x, 0) + e. As
+ * one loop of fm_softplusf, GCC's jump threading splits the body on the
+ * known sign of -|x| and the loop no longer vectorises (18 ns an element
+ * instead of under 1). The same bits as fm_softplusf. */
+#define FM_SOFTPLUS_BLOCK 256
+static inline __attribute__((always_inline)) void fm_softplus_block(float *restrict o, const float *restrict x,
+                                                                    int m) {
+    float e[FM_SOFTPLUS_BLOCK];
+#pragma omp simd
+    for (int i = 0; i < m; i++) e[i] = fm_expf(-fabsf(x[i]));
+#pragma omp simd
+    for (int i = 0; i < m; i++) e[i] = fm_log1pf_unit(e[i]);
+#pragma omp simd
+    for (int i = 0; i < m; i++) {
+        float sp = (x[i] > 0.0f ? x[i] : 0.0f) + e[i];
+        o[i] = x[i] > 20.0f ? x[i] : sp; /* identity above 20, as fm_softplusf */
+    }
+}
+
 #endif

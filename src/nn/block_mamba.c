@@ -7,7 +7,7 @@
  *   xc     = conv1d_causal(x) + b_conv                 (B,T,E)   depthwise, K taps
  *   xs     = SiLU(xc)                                  (B,T,E)
  *   [dl|B|C] = xs W_x^T                                (B,T,R+2N) no bias
- *   delta  = softplus(dl W_dt^T + b_dt)                (B,T,E)
+ *   delta  = softplus(dl W_dt^T + b_dt)                (B,T,E)   core/delta.c, one pass
  *   y      = selective_scan(xs, delta, A_log, B, C, D) (B,T,E)   core/scan.c
  *            (saving its chunk checkpoints in hck for the backward)
  *   yg     = y * SiLU(z)                               (B,T,E)
@@ -19,9 +19,9 @@
  */
 #include <string.h>
 
-#include "core/act.h"
 #include "core/blas.h"
 #include "core/conv1d.h"
+#include "core/delta.h"
 #include "core/fastmath.h"
 #include "core/layernorm.h"
 #include "core/parallel.h"
@@ -36,20 +36,12 @@ void mamba_block_forward(const model *m, block *bl, float *res_out, const float 
     /* xz = u W_in^T:  in_proj, (BT, D) x (D, 2E) */
     blas_gemm(0, 1, BT, 2 * E, D, 1.0f, bl->ln_out, D, P[MB_IN_W], D, 0.0f, bl->xz, 2 * E);
     /* xc = conv1d(x); xs = silu(xc) */
-    conv1d_forward(bl->xc, bl->xz, 2 * E, P[MB_CONV_W], P[MB_CONV_B], B, T, E, K);
-    silu_forward(bl->xs, bl->xc, (size_t)BT * E);
+    conv1d_silu_forward(bl->xs, bl->xc, bl->xz, 2 * E, P[MB_CONV_W], P[MB_CONV_B], B, T, E, K);
     /* dbc = xs W_x^T: x_proj, (BT, E) x (E, R+2N) */
     blas_gemm(0, 1, BT, W, E, 1.0f, bl->xs, E, P[MB_XPROJ_W], E, 0.0f, bl->dbc, W);
-    /* dt_pre = dl W_dt^T + b_dt, with dl the first R columns of dbc */
-    blas_gemm(0, 1, BT, E, R, 1.0f, bl->dbc, W, P[MB_DT_W], R, 0.0f, bl->dt_pre, E);
-    const float *bdt = P[MB_DT_B];
-#pragma omp parallel for schedule(static) if ((size_t)BT * E >= PAR_MIN_WORK)
-    for (int i = 0; i < BT; i++) {
-        float *dti = bl->dt_pre + (size_t)i * E;
-#pragma omp simd
-        for (int c = 0; c < E; c++) dti[c] += bdt[c];
-    }
-    softplus_forward(bl->delta, bl->dt_pre, (size_t)BT * E);
+    /* delta = softplus(dt_pre), dt_pre = dl W_dt^T + b_dt, with dl the first
+     * R columns of dbc */
+    delta_forward(bl->delta, bl->dt_pre, bl->dbc, W, P[MB_DT_W], P[MB_DT_B], BT, E, R, m->delta_scratch);
     /* the selective scan */
     scan_forward(bl->y, bl->hck, bl->xs, bl->delta, P[MB_A_LOG], bl->dbc + R, bl->dbc + R + N, W, P[MB_D], B, T, E, N,
                  m->scan_scratch);
@@ -73,7 +65,7 @@ void mamba_block_backward(const model *m, block *bl, float *dres, const float *r
     const size_t BTE = (size_t)BT * E;
     float *const *P = bl->p, *const *G = bl->g;
     float *dxz = s->d1, *ddbc = s->d2;
-    float *dxc = s->e[0], *dxs = s->e[1], *ddt = s->e[2], *ddelta = s->e[3], *dy = s->e[4], *dyg = s->e[5];
+    float *dxc = s->e[0], *dxs = s->e[1], *ddelta = s->e[2], *dy = s->e[3], *dyg = s->e[4];
 
     /* out_proj: dyg = dres W_out; dW_out += dres^T yg */
     blas_gemm(0, 0, BT, E, D, 1.0f, dres, D, P[MB_OUT_W], E, 0.0f, dyg, E);
@@ -104,21 +96,17 @@ void mamba_block_backward(const model *m, block *bl, float *dres, const float *r
                   P[MB_A_LOG], bl->dbc + R, bl->dbc + R + N, W, P[MB_D], B, T, E, N, m->scan_scratch);
     icl_tick();
 
-    /* delta = softplus(dt_pre); dt_pre = dl W_dt^T + b_dt */
-    memset(ddt, 0, sizeof(float) * BTE);
-    softplus_backward(ddt, ddelta, bl->dt_pre, BTE);
-    colsum_accumulate(G[MB_DT_B], ddt, BT, E, E);
-    blas_gemm(1, 0, E, R, BT, 1.0f, ddt, E, bl->dbc, W, 1.0f, G[MB_DT_W], R);
-    blas_gemm(0, 0, BT, R, E, 1.0f, ddt, E, P[MB_DT_W], R, 1.0f, ddbc, W);
+    /* delta = softplus(dl W_dt^T + b_dt): ddl into the first R columns of ddbc */
+    delta_backward(ddbc, W, G[MB_DT_W], G[MB_DT_B], ddelta, bl->dbc, W, bl->dt_pre, P[MB_DT_W], BT, E, R,
+                   m->delta_scratch);
 
     /* x_proj: dxs += ddbc W_x; dW_x += ddbc^T xs */
     blas_gemm(0, 0, BT, E, W, 1.0f, ddbc, W, P[MB_XPROJ_W], E, 1.0f, dxs, E);
     blas_gemm(1, 0, W, E, BT, 1.0f, ddbc, W, bl->xs, E, 1.0f, G[MB_XPROJ_W], E);
 
-    /* xs = silu(xc); xc = conv1d(x) */
-    memset(dxc, 0, sizeof(float) * BTE);
-    silu_backward(dxc, dxs, bl->xc, BTE);
-    conv1d_backward(dxz, 2 * E, G[MB_CONV_W], G[MB_CONV_B], dxc, bl->xz, 2 * E, P[MB_CONV_W], B, T, E, K);
+    /* xs = silu(xc); xc = conv1d(x): dxc is the kernel's scratch */
+    conv1d_silu_backward(dxz, 2 * E, G[MB_CONV_W], G[MB_CONV_B], dxc, dxs, bl->xc, bl->xz, 2 * E, P[MB_CONV_W], B, T,
+                         E, K);
 
     /* in_proj: du = dxz W_in; dW_in += dxz^T u */
     blas_gemm(0, 0, BT, D, 2 * E, 1.0f, dxz, 2 * E, P[MB_IN_W], D, 0.0f, s->dln, D);

@@ -17,7 +17,6 @@
  */
 #include <string.h>
 
-#include "core/act.h"
 #include "core/blas.h"
 #include "core/conv1d.h"
 #include "core/layernorm.h"
@@ -29,8 +28,7 @@ void s4mamba_block_forward(const model *m, block *bl, float *res_out, const floa
     float *const *P = bl->p;
     layernorm_forward(bl->ln_out, bl->ln_mean, bl->ln_rstd, res_in, P[S4_LN_W], P[S4_LN_B], BT, D);
     blas_gemm(0, 1, BT, 2 * E, D, 1.0f, bl->ln_out, D, P[S4_IN_W], D, 0.0f, bl->xz, 2 * E);
-    conv1d_forward(bl->xc, bl->xz, 2 * E, P[S4_CONV_W], P[S4_CONV_B], B, T, E, K);
-    silu_forward(bl->xs, bl->xc, (size_t)BT * E);
+    conv1d_silu_forward(bl->xs, bl->xc, bl->xz, 2 * E, P[S4_CONV_W], P[S4_CONV_B], B, T, E, K);
     /* the kernel has one tap per lag; its length is this forward's T */
     s4d_kernel_forward(bl->kern, P[S4_LOG_DT], P[S4_LOG_A_RE], P[S4_A_IM], P[S4_C], E, Nh, T);
     s4d_conv_forward(bl->y, bl->xs, bl->kern, P[S4_D], B, T, E, T);
@@ -46,7 +44,7 @@ void s4mamba_block_backward(const model *m, block *bl, float *dres, const float 
     const int D = m->D, E = m->E, K = m->K, Nh = m->Nh, BT = B * T;
     const size_t BTE = (size_t)BT * E;
     float *const *P = bl->p, *const *G = bl->g;
-    float *dxz = s->d1, *dxc = s->e[0], *dxs = s->e[1], *dy = s->e[4], *dyg = s->e[5];
+    float *dxz = s->d1, *dxc = s->e[0], *dxs = s->e[1], *dy = s->e[3], *dyg = s->e[4];
 
     blas_gemm(0, 0, BT, E, D, 1.0f, dres, D, P[S4_OUT_W], E, 0.0f, dyg, E);
     blas_gemm(1, 0, D, E, BT, 1.0f, dres, D, bl->yg, E, 1.0f, G[S4_OUT_W], E);
@@ -66,9 +64,9 @@ void s4mamba_block_backward(const model *m, block *bl, float *dres, const float 
     s4d_conv_backward(dxs, s->dkern, G[S4_D], dy, bl->xs, bl->kern, P[S4_D], B, T, E, T);
     s4d_kernel_backward(G[S4_LOG_DT], G[S4_LOG_A_RE], G[S4_A_IM], G[S4_C], s->dkern, P[S4_LOG_DT], P[S4_LOG_A_RE],
                         P[S4_A_IM], P[S4_C], E, Nh, T);
-    memset(dxc, 0, sizeof(float) * BTE);
-    silu_backward(dxc, dxs, bl->xc, BTE);
-    conv1d_backward(dxz, 2 * E, G[S4_CONV_W], G[S4_CONV_B], dxc, bl->xz, 2 * E, P[S4_CONV_W], B, T, E, K);
+    /* xs = silu(xc); xc = conv1d(x): dxc is the kernel's scratch */
+    conv1d_silu_backward(dxz, 2 * E, G[S4_CONV_W], G[S4_CONV_B], dxc, dxs, bl->xc, bl->xz, 2 * E, P[S4_CONV_W], B, T,
+                         E, K);
     blas_gemm(0, 0, BT, D, 2 * E, 1.0f, dxz, 2 * E, P[S4_IN_W], D, 0.0f, s->dln, D);
     blas_gemm(1, 0, 2 * E, D, BT, 1.0f, dxz, 2 * E, bl->ln_out, D, 1.0f, G[S4_IN_W], D);
     layernorm_backward(dres, G[S4_LN_W], G[S4_LN_B], s->dln, res_in, P[S4_LN_W], bl->ln_mean, bl->ln_rstd, BT, D);

@@ -22,6 +22,7 @@
 #include "core/attention.h"
 #include "core/blas.h"
 #include "core/budget.h"
+#include "core/delta.h"
 #include "core/layernorm.h"
 #include "core/parallel.h"
 #include "core/scan.h"
@@ -393,9 +394,10 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
     float *d_big2 = carve(c, mul_sat(BT, w2));
     float *d_e[8] = {NULL};
     if (any_ssm)
-        for (int k = 0; k < 6; k++) d_e[k] = carve(c, mul_sat(BT, E));
+        for (int k = 0; k < 5; k++) d_e[k] = carve(c, mul_sat(BT, E));
     if (any_s4) d_e[6] = carve(c, mul_sat(E, (size_t)T));
     float *scan_scratch = any_mamba ? carve(c, scan_scratch_floats(B, T, (int)E, (int)N, nthreads)) : NULL;
+    float *delta_scratch = any_mamba ? carve(c, delta_scratch_floats((int)BT, (int)E, (int)R)) : NULL;
     float *att_scratch = any_attn ? carve(c, attention_scratch_floats(T, (int)D, (int)NH, nthreads)) : NULL;
     if (!m) return;
     m->lnf_out = lnf_out;
@@ -409,6 +411,7 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
     m->d_big2 = d_big2;
     for (int k = 0; k < 8; k++) m->d_e[k] = d_e[k];
     m->scan_scratch = scan_scratch;
+    m->delta_scratch = delta_scratch;
     m->att_scratch = att_scratch;
 }
 
@@ -534,7 +537,7 @@ icl_status model_backward(model *m, const float *dout) {
     const int B = m->B, T = m->T, D = m->D;
     const size_t BT = (size_t)B * T;
     if (B == 0) return icl_fail(ICL_ERR_ARG, "backward: no forward pass to go back through");
-    block_scratch sc = {m->dln, m->d_big1, m->d_big2, {m->d_e[0], m->d_e[1], m->d_e[2], m->d_e[3], m->d_e[4], m->d_e[5]},
+    block_scratch sc = {m->dln, m->d_big1, m->d_big2, {m->d_e[0], m->d_e[1], m->d_e[2], m->d_e[3], m->d_e[4]},
                         m->d_e[6]};
     /* read-out and final norm */
     linear_backward(m->dln, m->g_ro_w, m->g_ro_b, dout, m->lnf_out, m->ro_w, (int)BT, D, s->n_out);

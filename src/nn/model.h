@@ -96,6 +96,7 @@ typedef struct model {
     float *dres, *dln, *dout_scratch;
     float *d_big1, *d_big2, *d_e[8];
     float *scan_scratch;     /* core/scan.h's, when there is a Mamba block */
+    float *delta_scratch;    /* core/delta.h's, when there is a Mamba block */
     float *att_scratch;      /* core/attention.h's, when there is an attention block */
     int nthreads;            /* OpenMP threads the scratch was sized for */
 } model;

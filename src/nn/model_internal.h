@@ -55,7 +55,7 @@ typedef struct {
     float *dln;   /* (B,T,D)   dL/d(LN output)                      */
     float *d1;    /* (B,T,W1)  W1 = max(3D, 4D, 2E): dqkv, dfc, dxz  */
     float *d2;    /* (B,T,W2)  W2 = max(D, 4D, R+2N): datty, dfcg, ddbc */
-    float *e[6];  /* (B,T,E)   mamba/s4: dxc, dxs, ddt, ddelta, dy, dyg */
+    float *e[5];  /* (B,T,E)   mamba: dxc, dxs, ddelta, dy, dyg; s4: dxc, dxs, -, dy, dyg */
     float *dkern; /* (E,T)     s4mamba                                */
 } block_scratch;
 

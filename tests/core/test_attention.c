@@ -15,18 +15,6 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static float *falloc(size_t n) {
-    float *p = calloc(n ? n : 1, sizeof *p);
-    if (!p) { printf("out of memory\n"); exit(2); }
-    return p;
-}
-
-static double *dalloc(size_t n) {
-    double *p = calloc(n ? n : 1, sizeof *p);
-    if (!p) { printf("out of memory\n"); exit(2); }
-    return p;
-}
-
 /* Scratch for the kernels at (T, C, NH) for up to the test's thread count,
  * kept across calls (freed at exit by the OS, like the test's other state). */
 static float *scr(int T, int C, int NH) {
@@ -35,7 +23,7 @@ static float *scr(int T, int C, int NH) {
     size_t need = attention_scratch_floats(T, C, NH, omp_get_max_threads() > 2 ? omp_get_max_threads() : 2);
     if (need > have) {
         free(buf);
-        buf = falloc(need);
+        buf = test_falloc(need);
         have = need;
     }
     return buf;
@@ -97,8 +85,8 @@ static void naive_forward(double *out, double *att, const float *qkv, int B, int
 static void naive_backward(double *dqkv, const float *dout, const float *qkv, int B, int T, int C, int NH) {
     int hs = C / NH;
     double scale = 1.0 / sqrt((double)hs);
-    double *out = dalloc((size_t)B * T * C), *att = dalloc((size_t)B * NH * T * T);
-    double *dp = dalloc((size_t)T), *ds = dalloc((size_t)T);
+    double *out = test_dalloc((size_t)B * T * C), *att = test_dalloc((size_t)B * NH * T * T);
+    double *dp = test_dalloc((size_t)T), *ds = test_dalloc((size_t)T);
     naive_forward(out, att, qkv, B, T, C, NH);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++)
@@ -147,8 +135,8 @@ static void test_matches_naive(void) {
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         shape s = shapes[si];
         size_t nq = (size_t)s.B * s.T * 3 * s.C, no = (size_t)s.B * s.T * s.C, na = (size_t)s.B * s.NH * s.T * s.T;
-        float *qkv = falloc(nq), *out = falloc(no), *att = falloc(na), *dout = falloc(no), *dqkv = falloc(nq);
-        double *rout = dalloc(no), *ratt = dalloc(na), *rdqkv = dalloc(nq);
+        float *qkv = test_falloc(nq), *out = test_falloc(no), *att = test_falloc(na), *dout = test_falloc(no), *dqkv = test_falloc(nq);
+        double *rout = test_dalloc(no), *ratt = test_dalloc(na), *rdqkv = test_dalloc(nq);
         test_fill_normal(&rng, qkv, nq, 1.0f);
         test_fill_normal(&rng, dout, no, 1.0f);
         printf("  B=%d T=%d C=%d NH=%d\n", s.B, s.T, s.C, s.NH);
@@ -184,8 +172,8 @@ static void test_fd_dqkv(void) {
     for (size_t si = 0; si < 2; si++) {
         shape s = shapes[si];
         size_t nq = (size_t)s.B * s.T * 3 * s.C, no = (size_t)s.B * s.T * s.C, na = (size_t)s.B * s.NH * s.T * s.T;
-        fd_ctx c = {falloc(nq), falloc(no), falloc(na), falloc(no), s.B, s.T, s.C, s.NH};
-        float *dqkv = falloc(nq), *num = falloc(nq);
+        fd_ctx c = {test_falloc(nq), test_falloc(no), test_falloc(na), test_falloc(no), s.B, s.T, s.C, s.NH};
+        float *dqkv = test_falloc(nq), *num = test_falloc(nq);
         test_fill_normal(&rng, c.qkv, nq, 1.0f);
         test_fill_normal(&rng, c.r, no, 1.0f);
         attention_forward(c.out, c.att, c.qkv, s.B, s.T, s.C, s.NH, scr(s.T, s.C, s.NH));
@@ -207,8 +195,8 @@ static void test_causality(void) {
     const int B = 2, T = 11, C = 12, NH = 3, t0 = 4;
     size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
     test_rng rng = {test_seed() ^ 0xCA5};
-    float *qkv = falloc(nq), *out1 = falloc(no), *att1 = falloc(na), *out2 = falloc(no), *att2 = falloc(na);
-    float *dout = falloc(no), *dqkv = falloc(nq);
+    float *qkv = test_falloc(nq), *out1 = test_falloc(no), *att1 = test_falloc(na), *out2 = test_falloc(no), *att2 = test_falloc(na);
+    float *dout = test_falloc(no), *dqkv = test_falloc(nq);
     test_fill_normal(&rng, qkv, nq, 1.0f);
     attention_forward(out1, att1, qkv, B, T, C, NH, scr(T, C, NH));
     for (int b = 0; b < B; b++)
@@ -258,7 +246,7 @@ static void test_att_rows(void) {
     const int B = 2, T = 37, C = 12, NH = 3;
     size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
     test_rng rng = {test_seed() ^ 0x50F};
-    float *qkv = falloc(nq), *out = falloc(no), *att = falloc(na);
+    float *qkv = test_falloc(nq), *out = test_falloc(no), *att = test_falloc(na);
     const float scales[] = {1.0f, 30.0f};
     for (int si = 0; si < 2; si++) {
         test_fill_normal(&rng, qkv, nq, scales[si]);
@@ -295,8 +283,8 @@ static void test_accumulates(void) {
     const int B = 2, T = 9, C = 10, NH = 2;
     size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
     test_rng rng = {test_seed() ^ 0xACC};
-    float *qkv = falloc(nq), *out = falloc(no), *att = falloc(na), *dout = falloc(no);
-    float *g1 = falloc(nq), *g2 = falloc(nq), *g3 = falloc(nq), *start = falloc(nq), *expect = falloc(nq);
+    float *qkv = test_falloc(nq), *out = test_falloc(no), *att = test_falloc(na), *dout = test_falloc(no);
+    float *g1 = test_falloc(nq), *g2 = test_falloc(nq), *g3 = test_falloc(nq), *start = test_falloc(nq), *expect = test_falloc(nq);
     test_fill_normal(&rng, qkv, nq, 1.0f);
     test_fill_normal(&rng, dout, no, 1.0f);
     test_fill_normal(&rng, start, nq, 1.0f);
@@ -321,13 +309,13 @@ static void test_thread_invariance(void) {
     const int B = 3, T = 23, C = 16, NH = 2;
     size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
     test_rng rng = {test_seed() ^ 0x7E};
-    float *qkv = falloc(nq), *dout = falloc(no);
+    float *qkv = test_falloc(nq), *dout = test_falloc(no);
     float *out[2], *att[2], *dqkv[2];
     test_fill_normal(&rng, qkv, nq, 1.0f);
     test_fill_normal(&rng, dout, no, 1.0f);
     int saved = omp_get_max_threads();
     for (int r = 0; r < 2; r++) {
-        out[r] = falloc(no), att[r] = falloc(na), dqkv[r] = falloc(nq);
+        out[r] = test_falloc(no), att[r] = test_falloc(na), dqkv[r] = test_falloc(nq);
         omp_set_num_threads(r + 1);
         attention_forward(out[r], att[r], qkv, B, T, C, NH, scr(T, C, NH));
         attention_backward(dqkv[r], dout, qkv, att[r], B, T, C, NH, scr(T, C, NH));
@@ -347,7 +335,7 @@ static void test_scratch_bounds(void) {
     const int B = 3, T = 37, C = 12, NH = 3, GUARD = 64;
     test_rng rng = {test_seed() + 900};
     size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
-    float *qkv = falloc(nq), *dout = falloc(no), *out = falloc(no), *att = falloc(na), *dqkv = falloc(nq);
+    float *qkv = test_falloc(nq), *dout = test_falloc(no), *out = test_falloc(no), *att = test_falloc(na), *dqkv = test_falloc(nq);
     for (size_t i = 0; i < nq; i++) qkv[i] = (float)test_rng_normal(&rng);
     for (size_t i = 0; i < no; i++) dout[i] = (float)test_rng_normal(&rng);
     int saved = omp_get_max_threads();
@@ -356,7 +344,7 @@ static void test_scratch_bounds(void) {
     CHECK(n >= (size_t)2 * T * (C / NH), "scratch holds one transposed head per thread");
     CHECK(attention_scratch_floats(0, C, NH, 2) == 0 && attention_scratch_floats(T, C, 0, 2) == 0,
           "degenerate shapes need no scratch");
-    float *buf = falloc(n + 2 * GUARD);
+    float *buf = test_falloc(n + 2 * GUARD);
     for (int i = 0; i < GUARD; i++) buf[i] = buf[GUARD + n + i] = 12345.0f;
     attention_forward(out, att, qkv, B, T, C, NH, buf + GUARD);
     attention_backward(dqkv, dout, qkv, att, B, T, C, NH, buf + GUARD);

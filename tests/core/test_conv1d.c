@@ -1,11 +1,14 @@
 /*
  * test_conv1d.c - Mamba's causal depthwise conv1d (src/core/conv1d.c)
  * against a naive double-precision twin, finite differences of every input
- * and weight, causality, accumulation, strided x/dx (ldx, lddx > C) and
- * independence from the OpenMP thread count.
+ * and weight, causality, accumulation, strided x/dx (ldx, lddx > C),
+ * independence from the OpenMP thread count, and the fused conv + SiLU
+ * pair (conv1d_silu_*) bit for bit against conv1d_* composed with act.h's
+ * SiLU.
  *
  *   test_conv1d [--seed N] [--only NAME]
  */
+#include "core/act.h"
 #include "core/conv1d.h"
 #include "core/parallel.h"
 #include "testlib.h"
@@ -13,38 +16,6 @@
 #include <omp.h>
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static float *falloc(size_t n) {
-    float *p = calloc(n ? n : 1, sizeof *p);
-    if (!p) { printf("out of memory\n"); exit(2); }
-    return p;
-}
-
-static double *dalloc(size_t n) {
-    double *p = calloc(n ? n : 1, sizeof *p);
-    if (!p) { printf("out of memory\n"); exit(2); }
-    return p;
-}
-
-/* |got - ref| <= atol + rtol*|ref| for n elements read with strides; prints the worst error. */
-static int close_to_ref(const char *what, const float *got, size_t ldg, const double *ref, size_t ldr, size_t rows,
-                        size_t cols, double rtol, double atol) {
-    double worst = 0, worst_excess = 0;
-    size_t bad = 0;
-    for (size_t r = 0; r < rows; r++)
-        for (size_t c = 0; c < cols; c++) {
-            double g = got[r * ldg + c], e = ref[r * ldr + c];
-            double err = fabs(g - e), lim = atol + rtol * fabs(e);
-            if (!(err <= lim)) {
-                if (bad < 3) printf("    %s[%zu,%zu]: %.8g vs ref %.8g\n", what, r, c, g, e);
-                bad++;
-            }
-            if (err > worst || isnan(err)) worst = err;
-            if (err / lim > worst_excess) worst_excess = err / lim;
-        }
-    printf("    %-8s max|err| %.3g (%.2f of tolerance)\n", what, worst, worst_excess);
-    return bad == 0;
-}
 
 /* ---- the naive twin (double), straight from the formula in conv1d.h ----- */
 
@@ -102,11 +73,11 @@ static void test_matches_naive(void) {
     for (size_t si = 0; si < NSHAPES; si++) {
         shape s = shapes[si];
         size_t rows = (size_t)s.B * s.T;
-        float *x = falloc(rows * s.ldx), *out = falloc(rows * s.C), *w = falloc((size_t)s.C * s.K);
-        float *bias = s.has_bias ? falloc(s.C) : NULL, *dout = falloc(rows * s.C);
-        float *dx = falloc(rows * s.lddx), *dw = falloc((size_t)s.C * s.K), *dbias = falloc(s.C);
-        double *rout = dalloc(rows * s.C), *rdx = dalloc(rows * s.C), *rdw = dalloc((size_t)s.C * s.K);
-        double *rdbias = dalloc(s.C);
+        float *x = test_falloc(rows * s.ldx), *out = test_falloc(rows * s.C), *w = test_falloc((size_t)s.C * s.K);
+        float *bias = s.has_bias ? test_falloc(s.C) : NULL, *dout = test_falloc(rows * s.C);
+        float *dx = test_falloc(rows * s.lddx), *dw = test_falloc((size_t)s.C * s.K), *dbias = test_falloc(s.C);
+        double *rout = test_dalloc(rows * s.C), *rdx = test_dalloc(rows * s.C), *rdw = test_dalloc((size_t)s.C * s.K);
+        double *rdbias = test_dalloc(s.C);
         test_fill_normal(&rng, x, rows * s.ldx, 1.0f);
         test_fill_normal(&rng, w, (size_t)s.C * s.K, 0.5f);
         if (bias) test_fill_normal(&rng, bias, s.C, 0.5f);
@@ -120,17 +91,17 @@ static void test_matches_naive(void) {
         conv1d_backward(dx, s.lddx, dw, dbias, dout, x, s.ldx, w, s.B, s.T, s.C, s.K);
         naive_forward(rout, x, s.ldx, w, bias, s.B, s.T, s.C, s.K);
         naive_backward(rdx, rdw, rdbias, dout, x, s.ldx, w, s.B, s.T, s.C, s.K);
-        CHECK(close_to_ref("out", out, s.C, rout, s.C, rows, s.C, 1e-5, 1e-6), "shape %zu", si);
-        CHECK(close_to_ref("dx", dx, s.lddx, rdx, s.C, rows, s.C, 1e-5, 1e-6), "shape %zu", si);
-        CHECK(close_to_ref("dw", dw, s.K, rdw, s.K, s.C, s.K, 1e-5, 1e-5), "shape %zu", si);
-        CHECK(close_to_ref("dbias", dbias, 1, rdbias, 1, s.C, 1, 1e-5, 1e-5), "shape %zu", si);
+        CHECK(test_close_to_ref("out", out, s.C, rout, NULL, s.C, rows, s.C, 1e-5, 1e-6), "shape %zu", si);
+        CHECK(test_close_to_ref("dx", dx, s.lddx, rdx, NULL, s.C, rows, s.C, 1e-5, 1e-6), "shape %zu", si);
+        CHECK(test_close_to_ref("dw", dw, s.K, rdw, NULL, s.K, s.C, s.K, 1e-5, 1e-5), "shape %zu", si);
+        CHECK(test_close_to_ref("dbias", dbias, 1, rdbias, NULL, 1, s.C, 1, 1e-5, 1e-5), "shape %zu", si);
         int pad_ok = 1;
         for (size_t i = 0; i < rows * s.lddx; i++)
             if (i % s.lddx >= (size_t)s.C) pad_ok &= (dx[i] == 7.0f);
         CHECK(pad_ok, "shape %zu: dx written outside its C columns", si);
 
         /* dbias = NULL is allowed and must leave dx and dw as before */
-        float *dx2 = falloc(rows * s.lddx), *dw2 = falloc((size_t)s.C * s.K);
+        float *dx2 = test_falloc(rows * s.lddx), *dw2 = test_falloc((size_t)s.C * s.K);
         for (size_t i = 0; i < rows * s.lddx; i++) dx2[i] = (i % s.lddx < (size_t)s.C) ? 0.0f : 7.0f;
         conv1d_backward(dx2, s.lddx, dw2, NULL, dout, x, s.ldx, w, s.B, s.T, s.C, s.K);
         CHECK(!memcmp(dx, dx2, rows * s.lddx * sizeof(float)) && !memcmp(dw, dw2, (size_t)s.C * s.K * sizeof(float)),
@@ -163,10 +134,10 @@ static void test_fd(void) {
     for (size_t si = 0; si < 2; si++) {
         shape s = fs[si];
         size_t rows = (size_t)s.B * s.T, nx = rows * s.ldx, nw = (size_t)s.C * s.K;
-        fd_ctx c = {falloc(nx), falloc(nw), falloc(s.C), falloc(rows * s.C), falloc(rows * s.C),
+        fd_ctx c = {test_falloc(nx), test_falloc(nw), test_falloc(s.C), test_falloc(rows * s.C), test_falloc(rows * s.C),
                     s.ldx, s.B, s.T, s.C, s.K};
-        float *dx = falloc(nx), *dw = falloc(nw), *dbias = falloc(s.C);
-        float *nxg = falloc(nx), *nwg = falloc(nw), *nbg = falloc(s.C);
+        float *dx = test_falloc(nx), *dw = test_falloc(nw), *dbias = test_falloc(s.C);
+        float *nxg = test_falloc(nx), *nwg = test_falloc(nw), *nbg = test_falloc(s.C);
         test_fill_normal(&rng, c.x, nx, 1.0f);
         test_fill_normal(&rng, c.w, nw, 0.5f);
         test_fill_normal(&rng, c.bias, s.C, 0.5f);
@@ -196,8 +167,8 @@ static void test_causality(void) {
     const int B = 2, T = 10, C = 9, K = 4, t0 = 3;
     size_t rows = (size_t)B * T;
     test_rng rng = {test_seed() ^ 0xCA};
-    float *x = falloc(rows * C), *w = falloc((size_t)C * K), *bias = falloc(C);
-    float *o1 = falloc(rows * C), *o2 = falloc(rows * C);
+    float *x = test_falloc(rows * C), *w = test_falloc((size_t)C * K), *bias = test_falloc(C);
+    float *o1 = test_falloc(rows * C), *o2 = test_falloc(rows * C);
     test_fill_normal(&rng, x, rows * C, 1.0f);
     test_fill_normal(&rng, w, (size_t)C * K, 0.5f);
     test_fill_normal(&rng, bias, C, 0.5f);
@@ -226,16 +197,16 @@ static void test_accumulates(void) {
     const shape s = {2, 7, 11, 4, 15, 13, 1};
     size_t rows = (size_t)s.B * s.T, nx = rows * s.ldx, ndx = rows * s.lddx, nw = (size_t)s.C * s.K;
     test_rng rng = {test_seed() ^ 0xACC};
-    float *x = falloc(nx), *w = falloc(nw), *dout = falloc(rows * s.C);
+    float *x = test_falloc(nx), *w = test_falloc(nw), *dout = test_falloc(rows * s.C);
     float *dx[3], *dw[3], *db[3];
-    for (int r = 0; r < 3; r++) dx[r] = falloc(ndx), dw[r] = falloc(nw), db[r] = falloc(s.C);
+    for (int r = 0; r < 3; r++) dx[r] = test_falloc(ndx), dw[r] = test_falloc(nw), db[r] = test_falloc(s.C);
     test_fill_normal(&rng, x, nx, 1.0f);
     test_fill_normal(&rng, w, nw, 0.5f);
     test_fill_normal(&rng, dout, rows * s.C, 1.0f);
     test_fill_normal(&rng, dx[2], ndx, 1.0f);
     test_fill_normal(&rng, dw[2], nw, 1.0f);
     test_fill_normal(&rng, db[2], s.C, 1.0f);
-    float *sx = falloc(ndx), *sw = falloc(nw), *sb = falloc(s.C);
+    float *sx = test_falloc(ndx), *sw = test_falloc(nw), *sb = test_falloc(s.C);
     memcpy(sx, dx[2], ndx * sizeof(float)), memcpy(sw, dw[2], nw * sizeof(float)), memcpy(sb, db[2], s.C * sizeof(float));
 
     conv1d_backward(dx[0], s.lddx, dw[0], db[0], dout, x, s.ldx, w, s.B, s.T, s.C, s.K);
@@ -264,7 +235,7 @@ static void test_thread_invariance(void) {
     for (size_t si = 0; si < sizeof ts / sizeof ts[0]; si++) {
         shape s = ts[si];
         size_t rows = (size_t)s.B * s.T, nx = rows * s.ldx, nw = (size_t)s.C * s.K;
-        float *x = falloc(nx), *w = falloc(nw), *bias = falloc(s.C), *dout = falloc(rows * s.C);
+        float *x = test_falloc(nx), *w = test_falloc(nw), *bias = test_falloc(s.C), *dout = test_falloc(rows * s.C);
         float *out[2], *dx[2], *dw[2], *db[2];
         test_fill_normal(&rng, x, nx, 1.0f);
         test_fill_normal(&rng, w, nw, 0.5f);
@@ -272,7 +243,7 @@ static void test_thread_invariance(void) {
         test_fill_normal(&rng, dout, rows * s.C, 1.0f);
         int saved = omp_get_max_threads();
         for (int r = 0; r < 2; r++) {
-            out[r] = falloc(rows * s.C), dx[r] = falloc(rows * s.lddx), dw[r] = falloc(nw), db[r] = falloc(s.C);
+            out[r] = test_falloc(rows * s.C), dx[r] = test_falloc(rows * s.lddx), dw[r] = test_falloc(nw), db[r] = test_falloc(s.C);
             omp_set_num_threads(r + 1);
             conv1d_forward(out[r], x, s.ldx, w, s.has_bias ? bias : NULL, s.B, s.T, s.C, s.K);
             conv1d_backward(dx[r], s.lddx, dw[r], db[r], dout, x, s.ldx, w, s.B, s.T, s.C, s.K);
@@ -287,6 +258,58 @@ static void test_thread_invariance(void) {
     }
 }
 
+/* conv1d_silu_forward == conv1d_forward + silu_forward and
+ * conv1d_silu_backward == silu_backward (into zeros) + conv1d_backward, bit
+ * for bit (the header promises it: the same expressions), for every shape
+ * of test_matches_naive, with 1 and 2 threads, the pre-activation pushed
+ * into both tails of the sigmoid; dout is scratch (filled with NaN first:
+ * every element must be written before it is read), and dx's padding
+ * columns stay untouched. */
+static void test_silu_fused(void) {
+    test_rng rng = {test_seed() ^ 0x5115};
+    int saved = omp_get_max_threads();
+    for (size_t si = 0; si < NSHAPES; si++) {
+        shape s = shapes[si];
+        size_t rows = (size_t)s.B * s.T, n = rows * s.C, nw = (size_t)s.C * s.K;
+        float *x = test_falloc(rows * s.ldx), *w = test_falloc(nw), *bias = test_falloc(s.C), *dact = test_falloc(n);
+        float *pre[2], *act[2], *dx[2], *dw[2], *db[2], *dpre = test_falloc(n), *scratch = test_falloc(n);
+        test_fill_normal(&rng, x, rows * s.ldx, 3.0f);
+        test_fill_normal(&rng, w, nw, 2.0f);
+        test_fill_normal(&rng, bias, s.C, 1.0f);
+        test_fill_normal(&rng, dact, n, 1.0f);
+        for (int thr = 1; thr <= 2; thr++) {
+            omp_set_num_threads(thr);
+            for (int r = 0; r < 2; r++) {
+                pre[r] = test_falloc(n), act[r] = test_falloc(n), dx[r] = test_falloc(rows * s.lddx), dw[r] = test_falloc(nw);
+                db[r] = test_falloc(s.C);
+                for (size_t i = 0; i < rows * s.lddx; i++) dx[r][i] = (i % s.lddx < (size_t)s.C) ? 0.5f : 7.0f;
+            }
+            float *b = s.has_bias ? bias : NULL;
+            /* r = 0: the composition; r = 1: the fused kernels */
+            conv1d_forward(pre[0], x, s.ldx, w, b, s.B, s.T, s.C, s.K);
+            silu_forward(act[0], pre[0], n);
+            memset(dpre, 0, n * sizeof(float));
+            silu_backward(dpre, dact, pre[0], n);
+            conv1d_backward(dx[0], s.lddx, dw[0], s.has_bias ? db[0] : NULL, dpre, x, s.ldx, w, s.B, s.T, s.C, s.K);
+            conv1d_silu_forward(act[1], pre[1], x, s.ldx, w, b, s.B, s.T, s.C, s.K);
+            for (size_t i = 0; i < n; i++) scratch[i] = NAN;
+            conv1d_silu_backward(dx[1], s.lddx, dw[1], s.has_bias ? db[1] : NULL, scratch, dact, pre[1], x, s.ldx, w,
+                                 s.B, s.T, s.C, s.K);
+            CHECK(!memcmp(pre[0], pre[1], n * sizeof(float)), "shape %zu, %d thr: out differs", si, thr);
+            CHECK(!memcmp(act[0], act[1], n * sizeof(float)), "shape %zu, %d thr: act differs", si, thr);
+            CHECK(!memcmp(dpre, scratch, n * sizeof(float)), "shape %zu, %d thr: dout scratch differs", si, thr);
+            CHECK(!memcmp(dx[0], dx[1], rows * s.lddx * sizeof(float)), "shape %zu, %d thr: dx differs", si, thr);
+            CHECK(!memcmp(dw[0], dw[1], nw * sizeof(float)), "shape %zu, %d thr: dw differs", si, thr);
+            CHECK(!memcmp(db[0], db[1], s.C * sizeof(float)), "shape %zu, %d thr: dbias differs", si, thr);
+            for (int r = 0; r < 2; r++) free(pre[r]), free(act[r]), free(dx[r]), free(dw[r]), free(db[r]);
+        }
+        printf("  B=%d T=%d C=%d K=%d ldx=%d lddx=%d: fused == composed, 1 and 2 threads\n", s.B, s.T, s.C, s.K,
+               s.ldx, s.lddx);
+        free(x), free(w), free(bias), free(dact), free(dpre), free(scratch);
+    }
+    omp_set_num_threads(saved);
+}
+
 int main(int argc, char **argv) {
     test_init(argc, argv);
     par_set_min_work(0); /* small shapes must really run on 2 threads */
@@ -295,5 +318,6 @@ int main(int argc, char **argv) {
     TEST_RUN(test_causality);
     TEST_RUN(test_accumulates);
     TEST_RUN(test_thread_invariance);
+    TEST_RUN(test_silu_fused);
     return test_finish();
 }
