@@ -35,6 +35,18 @@ static inline int par_thread_id(void) {
 #endif
 }
 
+/* 1 on the thread that runs the program's serial parts: outside every
+ * parallel region, or thread 0 of every enclosing team. Code that must run
+ * once per step (the screen's tick, the per-kernel profile) asks this, as
+ * model shards call the kernels from inside a parallel region. */
+static inline int par_is_main_thread(void) {
+#ifdef _OPENMP
+    for (int l = omp_get_level(); l > 0; l--)
+        if (omp_get_ancestor_thread_num(l) != 0) return 0;
+#endif
+    return 1;
+}
+
 /* Threads a parallel region opened here would get (1 without OpenMP). */
 static inline int par_max_threads(void) {
 #ifdef _OPENMP

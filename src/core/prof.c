@@ -1,5 +1,6 @@
 /* prof.c - per-kernel time accounting (see prof.h). */
 #include "prof.h"
+#include "core/parallel.h"
 
 #include <time.h>
 
@@ -20,7 +21,11 @@ void prof_reset(void) {
     for (int k = 0; k < PROF_COUNT; k++) total_ns[k] = 0;
 }
 
-void prof_add(prof_kind k, uint64_t t0) { total_ns[k] += prof_now_ns() - t0; }
+/* Only the main thread counts: model shards run the same kernels on every
+ * thread at once, and the profile is a breakdown of one step's wall time. */
+void prof_add(prof_kind k, uint64_t t0) {
+    if (par_is_main_thread()) total_ns[k] += prof_now_ns() - t0;
+}
 
 double prof_seconds(prof_kind k) { return (k >= 0 && k < PROF_COUNT) ? total_ns[k] * 1e-9 : 0.0; }
 

@@ -3,6 +3,7 @@
  * nothing at all when no callback is installed.
  */
 #include "core/tick.h"
+#include "core/parallel.h"
 
 #include <time.h>
 
@@ -25,7 +26,7 @@ void icl_tick_set(icl_tick_fn fn, void *ud, double interval_s) {
 }
 
 void icl_tick(void) {
-    if (!tick_fn || tick_running) return;
+    if (!tick_fn || tick_running || !par_is_main_thread()) return;
     double now = tick_now();
     if (now - tick_last < tick_interval) return;
     tick_last = now;

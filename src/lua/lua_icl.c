@@ -312,8 +312,9 @@ typedef struct {
 
 static const doc_reg icl_funcs[] = {
     {"threads", l_threads,
-     "icl.threads([n]) -> n: get, or set to n, the threads of the GEMMs and of the other kernels\n"
-     "Bit for bit reproducible at a fixed count; across counts equal up to rounding. 2 suits two cores."},
+     "icl.threads([n]) -> n: get, or set to n, the threads a training step runs on\n"
+     "A batch is cut into one shard of prompts per thread. Bit for bit reproducible at a fixed count;\n"
+     "across counts equal up to rounding. 2 suits two cores."},
     {"archs", l_archs,
      "icl.archs() -> list: the architecture names icl.model{ arch = ... } accepts\n"
      "help(\"archs\") explains each."},

@@ -307,6 +307,7 @@ void model_free(model *m) {
     free(m->grads);
     free(m->arena);
     free(m->res);
+    free(m->shards);
     free(m->blocks);
     free(m);
 }
@@ -399,6 +400,29 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
     float *scan_scratch = any_mamba ? carve(c, scan_scratch_floats(B, T, (int)E, (int)N, nthreads)) : NULL;
     float *delta_scratch = any_mamba ? carve(c, delta_scratch_floats((int)BT, (int)E, (int)R)) : NULL;
     float *att_scratch = any_attn ? carve(c, attention_scratch_floats(T, (int)D, (int)NH, nthreads)) : NULL;
+    /* What shards 1..nthreads-1 do not share with shard 0 (model_shard.c):
+     * gradients and the scratch that kernels index by thread or by call,
+     * each for the shard's share of the batch and one thread */
+    const size_t Bs = ((size_t)B + nthreads - 1) / (size_t)(nthreads > 1 ? nthreads : 1);
+    for (int k = 1; k < nthreads; k++) {
+        model_shard *sh = m ? &m->shards[k - 1] : NULL;
+        float *g = carve(c, model_param_count(s));
+        float *ss = any_mamba ? carve(c, scan_scratch_floats((int)Bs, T, (int)E, (int)N, 1)) : NULL;
+        float *ds = any_mamba ? carve(c, delta_scratch_floats((int)(Bs * (size_t)T), (int)E, (int)R)) : NULL;
+        float *as = any_attn ? carve(c, attention_scratch_floats(T, (int)D, (int)NH, 1)) : NULL;
+        float *dk = any_s4 ? carve(c, mul_sat(E, (size_t)T)) : NULL;
+        for (int i = 0; i < s->n_blocks; i++) {
+            float *kern = s->blocks[i] == BLOCK_S4MAMBA ? carve(c, mul_sat(E, (size_t)T)) : NULL;
+            if (sh) sh->kern[i] = kern;
+        }
+        if (sh) {
+            sh->grads = g;
+            sh->scan_scratch = ss;
+            sh->delta_scratch = ds;
+            sh->att_scratch = as;
+            sh->dkern = dk;
+        }
+    }
     if (!m) return;
     m->lnf_out = lnf_out;
     m->lnf_mean = lnf_mean;
@@ -413,6 +437,8 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
     m->scan_scratch = scan_scratch;
     m->delta_scratch = delta_scratch;
     m->att_scratch = att_scratch;
+    m->w1 = w1;
+    m->w2 = w2;
 }
 
 /* Floats of the arena for (B, T) and nthreads. */
@@ -424,7 +450,8 @@ static size_t arena_floats(const model_spec *s, int B, int T, int nthreads) {
 
 size_t model_spec_reserve_bytes(const model_spec *s, int B, int T, int nthreads) {
     if (B < 1 || T < 1) return 0;
-    return add_sat(float_block_bytes(arena_floats(s, B, T, nthreads)), ((size_t)s->n_blocks + 1) * sizeof(float *));
+    size_t tables = add_sat(((size_t)s->n_blocks + 1) * sizeof(float *), model_shard_table_bytes(s, nthreads));
+    return add_sat(float_block_bytes(arena_floats(s, B, T, nthreads)), tables);
 }
 
 size_t model_activation_bytes(const model_spec *s, int B, int T) {
@@ -453,34 +480,78 @@ icl_status model_reserve(model *m, int B, int T) {
     if (nthreads < m->nthreads) nthreads = m->nthreads;
     icl_status st = check_reserve_budget(&m->spec, B, T, nthreads); /* before any allocation */
     if (st) return st;
-    size_t used = arena_floats(&m->spec, B, T, nthreads);
+    size_t used = arena_floats(&m->spec, B, T, nthreads), shard_bytes = model_shard_table_bytes(&m->spec, nthreads);
     float **res = calloc((size_t)m->spec.n_blocks + 1, sizeof *res);
     float *arena = alloc_floats(used);
-    if (!res || !arena) { /* the old arena and its views stay as they were */
+    void *shards = shard_bytes ? calloc(1, shard_bytes) : NULL;
+    if (!res || !arena || (shard_bytes && !shards)) { /* the old arena and its views stay as they were */
         free(res);
         free(arena);
+        free(shards);
         return icl_fail(ICL_ERR_NOMEM, "model_reserve: cannot allocate %.1f MiB of activations for batch %d x %d",
                         used * 4.0 / (1 << 20), B, T);
     }
     free(m->arena);
     free(m->res);
+    free(m->shards);
     m->arena = arena;
     m->arena_floats = used;
     m->res = res;
     m->nthreads = nthreads;
+    m->nshards = nthreads > 1 ? nthreads : 1;
+    model_shard_table_init(m, shards);
     carver real = {arena, 0};
     carve_all(&m->spec, m, &real, B, T, nthreads);
     m->cap_B = B;
     m->cap_T = T;
     m->B = m->T = 0;
+    m->last_shards = 1;
+    model_shard_views_init(m);
     return ICL_OK;
 }
 
 /* ---- forward and backward ----------------------------------------------- */
 
+void model_rows_forward(model *v, const float *x, const int *tok, int B, int T) {
+    const model_spec *s = &v->spec;
+    const int D = v->D;
+    const size_t BT = (size_t)B * T;
+    float *r0 = v->res[0];
+    if (s->vocab > 0) {
+        for (size_t i = 0; i < BT; i++) memcpy(r0 + i * D, v->emb + (size_t)tok[i] * D, sizeof(float) * D);
+    } else {
+        linear_forward(r0, x, v->ri_w, v->ri_b, (int)BT, s->n_dims, D);
+    }
+    if (v->pos) {
+#pragma omp parallel for schedule(static) if (BT * D >= PAR_MIN_WORK)
+        for (int i = 0; i < (int)BT; i++) {
+            float *r = r0 + (size_t)i * D;
+            const float *p = v->pos + (size_t)(i % T) * D;
+#pragma omp simd
+            for (int c = 0; c < D; c++) r[c] += p[c];
+        }
+    }
+    for (int i = 0; i < s->n_blocks; i++) {
+        block *bl = &v->blocks[i];
+        switch (bl->kind) {
+        case BLOCK_ATTN: attn_block_forward(v, bl, v->res[i + 1], v->res[i], B, T); break;
+        case BLOCK_MLP: mlp_block_forward(v, bl, v->res[i + 1], v->res[i], B, T); break;
+        case BLOCK_MAMBA: mamba_block_forward(v, bl, v->res[i + 1], v->res[i], B, T); break;
+        case BLOCK_S4MAMBA: s4mamba_block_forward(v, bl, v->res[i + 1], v->res[i], B, T); break;
+        default: break;
+        }
+        icl_tick(); /* a screen stays live during a long step (core/tick.h) */
+    }
+    layernorm_forward(v->lnf_out, v->lnf_mean, v->lnf_rstd, v->res[s->n_blocks], v->lnf_w, v->lnf_b, (int)BT, D);
+    linear_forward(v->out, v->lnf_out, v->ro_w, v->ro_b, (int)BT, D, s->n_out);
+    v->B = B;
+    v->T = T;
+    v->last_x = x;
+    v->last_tok = tok;
+}
+
 icl_status model_forward(model *m, const float *x, const int *tok, int B, int T) {
     const model_spec *s = &m->spec;
-    const int D = m->D;
     const size_t BT = (size_t)B * T;
     if (B < 1 || T < 1) return icl_fail(ICL_ERR_ARG, "forward: batch (%d) and length (%d) must be >= 1", B, T);
     if (B > m->cap_B || T > m->cap_T || omp_get_max_threads() > m->nthreads)
@@ -490,90 +561,73 @@ icl_status model_forward(model *m, const float *x, const int *tok, int B, int T)
     if (s->n_positions > 0 && T > s->n_positions)
         return icl_fail(ICL_ERR_SHAPE, "forward: length %d exceeds the model's %d learned positions (n_positions)", T,
                         s->n_positions);
-    float *r0 = m->res[0];
     if (s->vocab > 0) {
         if (!tok) return icl_fail(ICL_ERR_ARG, "forward: this model embeds token ids, but none were given");
-        for (size_t i = 0; i < BT; i++) {
+        for (size_t i = 0; i < BT; i++)
             if (tok[i] < 0 || tok[i] >= s->vocab)
                 return icl_fail(ICL_ERR_ARG, "forward: token id %d at position %zu is outside [0, %d)", tok[i], i,
                                 s->vocab);
-            memcpy(r0 + i * D, m->emb + (size_t)tok[i] * D, sizeof(float) * D);
-        }
-    } else {
-        if (!x) return icl_fail(ICL_ERR_ARG, "forward: this model reads continuous tokens, but none were given");
-        linear_forward(r0, x, m->ri_w, m->ri_b, (int)BT, s->n_dims, D);
+    } else if (!x) {
+        return icl_fail(ICL_ERR_ARG, "forward: this model reads continuous tokens, but none were given");
     }
-    if (m->pos) {
-#pragma omp parallel for schedule(static) if (BT * D >= PAR_MIN_WORK)
-        for (int i = 0; i < (int)BT; i++) {
-            float *r = r0 + (size_t)i * D;
-            const float *p = m->pos + (size_t)(i % T) * D;
-#pragma omp simd
-            for (int c = 0; c < D; c++) r[c] += p[c];
-        }
-    }
-    for (int i = 0; i < s->n_blocks; i++) {
-        block *bl = &m->blocks[i];
-        switch (bl->kind) {
-        case BLOCK_ATTN: attn_block_forward(m, bl, m->res[i + 1], m->res[i], B, T); break;
-        case BLOCK_MLP: mlp_block_forward(m, bl, m->res[i + 1], m->res[i], B, T); break;
-        case BLOCK_MAMBA: mamba_block_forward(m, bl, m->res[i + 1], m->res[i], B, T); break;
-        case BLOCK_S4MAMBA: s4mamba_block_forward(m, bl, m->res[i + 1], m->res[i], B, T); break;
-        default: break;
-        }
-        icl_tick(); /* a screen stays live during a long step (core/tick.h) */
-    }
-    layernorm_forward(m->lnf_out, m->lnf_mean, m->lnf_rstd, m->res[s->n_blocks], m->lnf_w, m->lnf_b, (int)BT, D);
-    linear_forward(m->out, m->lnf_out, m->ro_w, m->ro_b, (int)BT, D, s->n_out);
+    int ns = model_shard_count(m, B);
+    if (ns > 1) model_shard_forward(m, x, tok, B, T, ns);
+    else model_rows_forward(m, x, tok, B, T);
     m->B = B;
     m->T = T;
     m->last_x = x;
     m->last_tok = tok;
+    m->last_shards = ns;
     return ICL_OK;
 }
 
-icl_status model_backward(model *m, const float *dout) {
-    const model_spec *s = &m->spec;
-    const int B = m->B, T = m->T, D = m->D;
+void model_rows_backward(model *v, const float *dout, int B, int T) {
+    const model_spec *s = &v->spec;
+    const int D = v->D;
     const size_t BT = (size_t)B * T;
-    if (B == 0) return icl_fail(ICL_ERR_ARG, "backward: no forward pass to go back through");
-    block_scratch sc = {m->dln, m->d_big1, m->d_big2, {m->d_e[0], m->d_e[1], m->d_e[2], m->d_e[3], m->d_e[4]},
-                        m->d_e[6]};
+    block_scratch sc = {v->dln, v->d_big1, v->d_big2, {v->d_e[0], v->d_e[1], v->d_e[2], v->d_e[3], v->d_e[4]},
+                        v->d_e[6]};
     /* read-out and final norm */
-    linear_backward(m->dln, m->g_ro_w, m->g_ro_b, dout, m->lnf_out, m->ro_w, (int)BT, D, s->n_out);
-    memset(m->dres, 0, sizeof(float) * BT * D);
-    layernorm_backward(m->dres, m->g_lnf_w, m->g_lnf_b, m->dln, m->res[s->n_blocks], m->lnf_w, m->lnf_mean,
-                       m->lnf_rstd, (int)BT, D);
+    linear_backward(v->dln, v->g_ro_w, v->g_ro_b, dout, v->lnf_out, v->ro_w, (int)BT, D, s->n_out);
+    memset(v->dres, 0, sizeof(float) * BT * D);
+    layernorm_backward(v->dres, v->g_lnf_w, v->g_lnf_b, v->dln, v->res[s->n_blocks], v->lnf_w, v->lnf_mean,
+                       v->lnf_rstd, (int)BT, D);
     for (int i = s->n_blocks - 1; i >= 0; i--) {
-        block *bl = &m->blocks[i];
+        block *bl = &v->blocks[i];
         switch (bl->kind) {
-        case BLOCK_ATTN: attn_block_backward(m, bl, m->dres, m->res[i], &sc, B, T); break;
-        case BLOCK_MLP: mlp_block_backward(m, bl, m->dres, m->res[i], &sc, B, T); break;
-        case BLOCK_MAMBA: mamba_block_backward(m, bl, m->dres, m->res[i], &sc, B, T); break;
-        case BLOCK_S4MAMBA: s4mamba_block_backward(m, bl, m->dres, m->res[i], &sc, B, T); break;
+        case BLOCK_ATTN: attn_block_backward(v, bl, v->dres, v->res[i], &sc, B, T); break;
+        case BLOCK_MLP: mlp_block_backward(v, bl, v->dres, v->res[i], &sc, B, T); break;
+        case BLOCK_MAMBA: mamba_block_backward(v, bl, v->dres, v->res[i], &sc, B, T); break;
+        case BLOCK_S4MAMBA: s4mamba_block_backward(v, bl, v->dres, v->res[i], &sc, B, T); break;
         default: break;
         }
         icl_tick();
     }
-    if (m->pos) { /* g_pos[t] += sum_b dres[b, t]: per (t, c) in b order, each t on one thread */
+    if (v->pos) { /* g_pos[t] += sum_b dres[b, t]: per (t, c) in b order, each t on one thread */
 #pragma omp parallel for schedule(static) if (BT * D >= PAR_MIN_WORK)
         for (int t = 0; t < T; t++)
             for (int b = 0; b < B; b++) {
-                const float *d = m->dres + ((size_t)b * T + t) * D;
-                float *g = m->g_pos + (size_t)t * D;
+                const float *d = v->dres + ((size_t)b * T + t) * D;
+                float *g = v->g_pos + (size_t)t * D;
 #pragma omp simd
                 for (int c = 0; c < D; c++) g[c] += d[c];
             }
     }
     if (s->vocab > 0) {
         for (size_t i = 0; i < BT; i++) {
-            float *g = m->g_emb + (size_t)m->last_tok[i] * D;
-            const float *d = m->dres + i * D;
+            float *g = v->g_emb + (size_t)v->last_tok[i] * D;
+            const float *d = v->dres + i * D;
             for (int c = 0; c < D; c++) g[c] += d[c];
         }
     } else {
-        linear_backward(NULL, m->g_ri_w, m->g_ri_b, m->dres, m->last_x, m->ri_w, (int)BT, s->n_dims, D);
+        linear_backward(NULL, v->g_ri_w, v->g_ri_b, v->dres, v->last_x, v->ri_w, (int)BT, s->n_dims, D);
     }
+}
+
+icl_status model_backward(model *m, const float *dout) {
+    if (m->B == 0) return icl_fail(ICL_ERR_ARG, "backward: no forward pass to go back through");
+    if (m->last_shards > 1) model_shard_backward(m, dout, m->last_shards);
+    else model_rows_backward(m, dout, m->B, m->T);
     return ICL_OK;
 }
 

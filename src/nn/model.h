@@ -98,7 +98,15 @@ typedef struct model {
     float *scan_scratch;     /* core/scan.h's, when there is a Mamba block */
     float *delta_scratch;    /* core/delta.h's, when there is a Mamba block */
     float *att_scratch;      /* core/attention.h's, when there is an attention block */
+    size_t w1, w2;           /* floats per token of d_big1 and d_big2 */
     int nthreads;            /* OpenMP threads the scratch was sized for */
+    /* Data-parallel training over sequences (model_shard.c): with more than
+     * one thread a batch's forward and backward run as shards of whole
+     * sequences, one per thread, each through a view of the model. Shard 0
+     * is the model itself; shards[k - 1] is the view of shard k. */
+    int nshards;                /* shards reserved (= nthreads, 1: none) */
+    int last_shards;            /* shards the last forward ran in; the backward runs the same */
+    struct model_shard *shards; /* nshards - 1 views, one allocation */
 } model;
 
 /* ---- specs ---------------------------------------------------------------- */

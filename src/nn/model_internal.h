@@ -59,6 +59,35 @@ typedef struct {
     float *dkern; /* (E,T)     s4mamba                                */
 } block_scratch;
 
+/* One shard's view of the model (model_shard.c): a copy of the model struct
+ * whose activation and scratch pointers address sequences [b0, b0 + nb) of
+ * the batch and whose gradient pointers address the shard's own gradient
+ * block, added into m->grads after the backward. */
+typedef struct model_shard {
+    model v;
+    block *blocks;       /* v.blocks (n_blocks) */
+    float **res;         /* v.res (n_blocks + 1) */
+    float **kern;        /* per block: the shard's own S4D kernel (E, T), NULL for other kinds */
+    float *grads;        /* n_params */
+    float *scan_scratch, *delta_scratch, *att_scratch, *dkern;
+    int b0, nb;
+} model_shard;
+
+/* Bytes of the shard views model_reserve allocates for nthreads (model_mem.h counts them). */
+size_t model_shard_table_bytes(const model_spec *s, int nthreads);
+/* Points each view's tables into the one allocation `table` (nshards - 1 views). */
+void model_shard_table_init(model *m, void *table);
+/* Copies the model into each view (after the arena is carved). */
+void model_shard_views_init(model *m);
+/* Shards for a batch of B sequences now (1: run unsharded). */
+int model_shard_count(const model *m, int B);
+void model_shard_forward(model *m, const float *x, const int *tok, int B, int T, int ns);
+void model_shard_backward(model *m, const float *dout, int ns);
+/* The forward and backward of sequences [0, B) of a model or a view
+ * (model.c): what model_forward/model_backward run after their checks. */
+void model_rows_forward(model *v, const float *x, const int *tok, int B, int T);
+void model_rows_backward(model *v, const float *dout, int B, int T);
+
 void attn_block_forward(const model *m, block *bl, float *res_out, const float *res_in, int B, int T);
 void attn_block_backward(const model *m, block *bl, float *dres, const float *res_in, const block_scratch *s,
                          int B, int T);

@@ -203,7 +203,9 @@ static void test_model_counts(void) {
             size_t after_reserve = malloc_in_use();
             CHECK(st == ICL_OK, "%s reserve: %s", archs[a], icl_error());
             size_t counted = model_spec_reserve_bytes(&s, B, T, nthreads);
-            size_t fields = line64(m->arena_floats * sizeof(float)) + ((size_t)s.n_blocks + 1) * sizeof(float *);
+            /* the arena, the residual-stream table, and the shard views (one per thread after the first) */
+            size_t fields = line64(m->arena_floats * sizeof(float)) + ((size_t)s.n_blocks + 1) * sizeof(float *) +
+                            model_shard_table_bytes(&s, m->nthreads);
             CHECK(counted == fields, "%s B=%d T=%d: reserve count %zu, the model's arena + table %zu", archs[a], B, T,
                   counted, fields);
             CHECK(model_activation_bytes(&s, B, T) == counted, "%s: model_activation_bytes agrees", archs[a]);

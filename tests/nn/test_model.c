@@ -3,7 +3,9 @@
  * checks of every parameter tensor (read-in, positions, every block's
  * weights including A_log, D, dt bias, conv and S4D parameters, final norm,
  * read-out), parameter counts against SPEC.md 3.6, initialisation
- * statistics, block lists, causality, and probes.
+ * statistics, block lists, causality, and probes; and the data-parallel
+ * shards of nn/model_shard.c: gradient checks at two threads, and sharded
+ * against unsharded results.
  */
 #include <math.h>
 #include <omp.h>
@@ -191,6 +193,93 @@ static void test_gradcheck_custom_tokens(void) {
     free(num);
     free(analytic);
     model_free(m);
+}
+
+/* ---- shards (nn/model_shard.c) ------------------------------------------ */
+
+/* The gradient checks again at two threads: B = 2 runs as two shards of one
+ * sequence, each through its view (its own gradient block, scan, delta and
+ * attention scratch, S4D kernel), and the custom token model covers the
+ * embedding's scatter-add and every block kind. */
+static void test_gradcheck_sharded(void) {
+    const char *archs[] = {"transformer", "mamba", "s4mamba", "hybrid", "mambaformer"};
+    omp_set_num_threads(2);
+    for (size_t a = 0; a < sizeof archs / sizeof *archs; a++) {
+        model *m = tiny(archs[a], 2, test_seed() + 3);
+        char label[64];
+        snprintf(label, sizeof label, "%s, 2 shards", archs[a]);
+        gradcheck_model(m, label);
+        CHECK(m->last_shards == 2, "%s: the forward ran in %d shard(s), not 2", archs[a], m->last_shards);
+        model_free(m);
+    }
+    test_gradcheck_custom_tokens();
+    omp_set_num_threads(1);
+}
+
+/* Sharded (2 threads) against unsharded (1 thread) on an uneven batch
+ * (B = 5: shards of 2 and 3): the same outputs and gradients up to rounding
+ * (each sequence's forward runs the same single-threaded kernels; the
+ * weight gradients are sums over the batch in other pieces), bit for bit
+ * the same when run twice, gradients accumulating onto what m->grads held,
+ * and the probes reading the same activations. B = 1 runs unsharded. */
+static void shards_match(const char *arch) {
+    const int B = 5, T = 7;
+    model *m = tiny(arch, 2, test_seed() + 11);
+    if (!m) return;
+    const int d = m->spec.n_dims, O = m->spec.n_out;
+    const size_t np = m->n_params, no = (size_t)B * T * O;
+    test_rng r = {test_seed() ^ 0x5A4D};
+    float x[5 * 7 * 3], dout[5 * 7 * 2];
+    test_fill_normal(&r, x, (size_t)B * T * d, 1.0f);
+    test_fill_normal(&r, dout, no, 1.0f);
+    for (size_t i = 0; i < np; i++) m->params[i] += 0.05f * test_rng_normal(&r);
+    float *out1 = test_falloc(no), *g1 = test_falloc(np), *out2 = test_falloc(no), *g2 = test_falloc(np);
+    float *pre = test_falloc(np), *probe1 = test_falloc(4096), *probe2 = test_falloc(4096);
+    int probe_blk = -1, ssm = 0;
+    for (int i = 0; i < m->spec.n_blocks && probe_blk < 0; i++)
+        if (m->spec.blocks[i] == BLOCK_ATTN || m->spec.blocks[i] == BLOCK_MAMBA)
+            probe_blk = i, ssm = m->spec.blocks[i] == BLOCK_MAMBA;
+    for (int run = 0; run < 3; run++) { /* 1 thread, then 2 threads twice */
+        omp_set_num_threads(run == 0 ? 1 : 2);
+        CHECK(model_reserve(m, B, T) == ICL_OK, "reserve: %s", icl_error());
+        CHECK(model_forward(m, x, NULL, B, T) == ICL_OK, "forward: %s", icl_error());
+        CHECK(m->last_shards == (run == 0 ? 1 : 2), "%s run %d: %d shard(s)", arch, run, m->last_shards);
+        model_zero_grad(m);
+        CHECK(model_backward(m, dout) == ICL_OK, "backward: %s", icl_error());
+        float *po = run == 0 ? probe1 : probe2;
+        if (probe_blk >= 0) /* prompt 4: in the second shard */
+            CHECK((ssm ? model_ssm_states(m, probe_blk, 4, po) : model_attention(m, probe_blk, 1, 4, po)) == ICL_OK,
+                  "probe: %s", icl_error());
+        if (run == 0) {
+            memcpy(out1, m->out, no * sizeof(float)), memcpy(g1, m->grads, np * sizeof(float));
+        } else if (run == 1) {
+            memcpy(out2, m->out, no * sizeof(float)), memcpy(g2, m->grads, np * sizeof(float));
+            CHECK(test_allclose("out 2 vs 1 thread", out2, out1, no, 1e-5, 1e-6), "%s: outputs", arch);
+            CHECK(test_allclose("grads 2 vs 1 thread", g2, g1, np, 1e-4, 1e-6), "%s: gradients", arch);
+            size_t np_probe = ssm ? (size_t)T * m->E * m->N : (size_t)T * T;
+            CHECK(test_allclose("probe 2 vs 1 thread", probe2, probe1, np_probe, 1e-5, 1e-6), "%s: probe", arch);
+        } else {
+            CHECK(!memcmp(out2, m->out, no * sizeof(float)), "%s: two sharded runs differ in out", arch);
+            CHECK(!memcmp(g2, m->grads, np * sizeof(float)), "%s: two sharded runs differ in the gradients", arch);
+        }
+    }
+    /* accumulation: the shards add onto what m->grads held */
+    test_fill_normal(&r, pre, np, 1.0f);
+    memcpy(m->grads, pre, np * sizeof(float));
+    CHECK(model_backward(m, dout) == ICL_OK, "backward: %s", icl_error());
+    for (size_t i = 0; i < np; i++) pre[i] += g2[i];
+    CHECK(test_allclose("pre + grads", m->grads, pre, np, 1e-6, 1e-6), "%s: backward does not accumulate", arch);
+    /* one sequence: nothing to split */
+    CHECK(model_forward(m, x, NULL, 1, T) == ICL_OK && m->last_shards == 1, "%s: B = 1 ran in %d shards", arch,
+          m->last_shards);
+    omp_set_num_threads(1);
+    free(out1), free(g1), free(out2), free(g2), free(pre), free(probe1), free(probe2);
+    model_free(m);
+}
+
+static void test_shards_match(void) {
+    const char *archs[] = {"transformer", "mamba", "s4mamba", "hybrid", "mambaformer"};
+    for (size_t a = 0; a < sizeof archs / sizeof *archs; a++) shards_match(archs[a]);
 }
 
 /* SPEC.md 3.6: parameter counts computed from the paper code's shapes. */
@@ -393,5 +482,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_init_values);
     TEST_RUN(test_causality);
     TEST_RUN(test_probes_and_limits);
+    TEST_RUN(test_gradcheck_sharded);
+    TEST_RUN(test_shards_match);
     return test_finish();
 }

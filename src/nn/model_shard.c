@@ -1,0 +1,197 @@
+/*
+ * model_shard.c - data-parallel training over sequences: with T threads, a
+ * batch of B sequences runs its forward and backward as T shards of about
+ * B / T whole sequences, one per thread, inside one parallel region each
+ * way, and the shards' gradients are added in shard order at the end.
+ *
+ * Why: a training step at d_model 64 is ~140 kernel calls, and when each of
+ * them splits its own loop over the threads, each opens a parallel region
+ * whose waiting thread must be woken through the kernel (passive waiting,
+ * src/main.c says why), 30-80 us on this VM: milliseconds per step, and the
+ * serial code between the regions runs on one core. A shard instead runs
+ * every kernel single-threaded on its rows (their own `omp parallel` loops
+ * are nested, so inactive), and the step pays for two wake-ups.
+ *
+ * How: every activation and backward-scratch buffer is laid out by sequence
+ * ((B, T, ...) or (B, ..., T, T)), so shard k's part of each is a slice at
+ * b0 sequences in; a shard's view is a copy of the model struct whose
+ * pointers address those slices (bound per call, as the slice offsets
+ * depend on T). Shard 0 is the model itself (offset 0). What a shard cannot
+ * share is carved per shard in model.c's carve_all: its gradient block (the
+ * weight gradients sum over its rows), the scan's, delta's and attention's
+ * scratch (indexed by thread, or by call), and the S4D kernel and its
+ * gradient. The shard count is the thread count the model was reserved
+ * for, and it needs at least one sequence per shard.
+ *
+ * Results: each sequence's forward is computed by the same single-threaded
+ * kernels as with one thread; weight gradients are sums over the batch in
+ * shard pieces, so they agree with one thread up to rounding, and are bit
+ * for bit the same at a fixed thread count (tests/nn/test_model.c).
+ */
+#include <omp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/parallel.h"
+#include "core/scan.h"
+#include "nn/model_internal.h"
+
+/* The views, their block tables, residual tables and kernel tables, in one
+ * allocation: nthreads - 1 of each. */
+static size_t one_shard_bytes(const model_spec *s) {
+    size_t nb = (size_t)s->n_blocks;
+    return sizeof(model_shard) + nb * sizeof(block) + (nb + 1) * sizeof(float *) + nb * sizeof(float *);
+}
+
+size_t model_shard_table_bytes(const model_spec *s, int nthreads) {
+    return nthreads > 1 ? (size_t)(nthreads - 1) * one_shard_bytes(s) : 0;
+}
+
+void model_shard_table_init(model *m, void *table) {
+    m->shards = table;
+    if (!table) return;
+    const size_t nb = (size_t)m->spec.n_blocks;
+    char *p = (char *)table + (size_t)(m->nshards - 1) * sizeof(model_shard);
+    for (int k = 1; k < m->nshards; k++) {
+        model_shard *sh = &m->shards[k - 1];
+        sh->blocks = (block *)p;
+        p += nb * sizeof(block);
+        sh->res = (float **)p;
+        p += (nb + 1) * sizeof(float *);
+        sh->kern = (float **)p;
+        p += nb * sizeof(float *);
+    }
+}
+
+void model_shard_views_init(model *m) {
+    for (int k = 1; k < m->nshards; k++) {
+        model_shard *sh = &m->shards[k - 1];
+        model *v = &sh->v;
+        *v = *m; /* dims, parameter pointers, spec; the rest is bound per call */
+        v->blocks = sh->blocks;
+        v->res = sh->res;
+        v->shards = NULL;
+        v->nshards = 1;
+        memcpy(sh->blocks, m->blocks, sizeof(block) * (size_t)m->spec.n_blocks);
+        /* gradient views into the shard's own block, at the model's offsets */
+        v->grads = sh->grads;
+#define GVIEW(f) v->f = m->f ? sh->grads + (m->f - m->grads) : NULL
+        GVIEW(g_ri_w);
+        GVIEW(g_ri_b);
+        GVIEW(g_emb);
+        GVIEW(g_pos);
+        GVIEW(g_lnf_w);
+        GVIEW(g_lnf_b);
+        GVIEW(g_ro_w);
+        GVIEW(g_ro_b);
+#undef GVIEW
+        for (int i = 0; i < m->spec.n_blocks; i++)
+            for (int j = 0; j < m->blocks[i].n_param; j++)
+                sh->blocks[i].g[j] = sh->grads + (m->blocks[i].g[j] - m->grads);
+        v->scan_scratch = sh->scan_scratch;
+        v->delta_scratch = sh->delta_scratch;
+        v->att_scratch = sh->att_scratch;
+        v->d_e[6] = sh->dkern;
+    }
+}
+
+int model_shard_count(const model *m, int B) {
+    if (m->nshards < 2 || B < 2 || omp_in_parallel()) return 1;
+    int n = omp_get_max_threads();
+    if (n > m->nshards) n = m->nshards;
+    return n < B ? n : B;
+}
+
+/* First sequence of shard k of ns: an even split, the remainder spread. */
+static int shard_start(int k, int ns, int B) { return (int)((int64_t)k * B / ns); }
+
+static float *at(float *p, int b0, size_t per_seq) { return p ? p + (size_t)b0 * per_seq : NULL; }
+
+/* Points shard k's view at sequences [b0, b0 + nb) of the batch (B, T). */
+static void bind(model *m, int k, int ns, int B, int T) {
+    model_shard *sh = &m->shards[k - 1];
+    model *v = &sh->v;
+    const int b0 = shard_start(k, ns, B);
+    const size_t t = (size_t)T, D = (size_t)m->D, E = (size_t)m->E, O = (size_t)m->spec.n_out;
+    const size_t W = (size_t)m->R + 2 * (size_t)m->N, NH = (size_t)m->NH;
+    sh->b0 = b0;
+    sh->nb = shard_start(k + 1, ns, B) - b0;
+    for (int i = 0; i <= m->spec.n_blocks; i++) v->res[i] = at(m->res[i], b0, t * D);
+    v->lnf_out = at(m->lnf_out, b0, t * D);
+    v->lnf_mean = at(m->lnf_mean, b0, t);
+    v->lnf_rstd = at(m->lnf_rstd, b0, t);
+    v->out = at(m->out, b0, t * O);
+    v->dres = at(m->dres, b0, t * D);
+    v->dln = at(m->dln, b0, t * D);
+    v->dout_scratch = at(m->dout_scratch, b0, t * O);
+    v->d_big1 = at(m->d_big1, b0, t * m->w1);
+    v->d_big2 = at(m->d_big2, b0, t * m->w2);
+    for (int j = 0; j < 5; j++) v->d_e[j] = at(m->d_e[j], b0, t * E);
+    for (int i = 0; i < m->spec.n_blocks; i++) {
+        const block *src = &m->blocks[i];
+        block *dst = &sh->blocks[i];
+        dst->ln_out = at(src->ln_out, b0, t * D);
+        dst->ln_mean = at(src->ln_mean, b0, t);
+        dst->ln_rstd = at(src->ln_rstd, b0, t);
+        dst->qkv = at(src->qkv, b0, t * 3 * D);
+        dst->att = at(src->att, b0, NH * t * t);
+        dst->atty = at(src->atty, b0, t * D);
+        dst->fc = at(src->fc, b0, t * 4 * D);
+        dst->fcg = at(src->fcg, b0, t * 4 * D);
+        dst->xz = at(src->xz, b0, t * 2 * E);
+        dst->xc = at(src->xc, b0, t * E);
+        dst->xs = at(src->xs, b0, t * E);
+        dst->dbc = at(src->dbc, b0, t * W);
+        dst->dt_pre = at(src->dt_pre, b0, t * E);
+        dst->delta = at(src->delta, b0, t * E);
+        dst->hck = at(src->hck, b0, scan_ckpt_floats(1, T, m->E, m->N));
+        dst->y = at(src->y, b0, t * E);
+        dst->yg = at(src->yg, b0, t * E);
+        dst->kern = sh->kern[i]; /* the shard's own: every shard forms it from the parameters */
+    }
+}
+
+void model_shard_forward(model *m, const float *x, const int *tok, int B, int T, int ns) {
+    const size_t d = (size_t)m->spec.n_dims;
+    for (int k = 1; k < ns; k++) bind(m, k, ns, B, T);
+#pragma omp parallel num_threads(ns)
+    {
+        /* a loop, not one shard per thread: correct even if the region got fewer threads */
+        for (int k = omp_get_thread_num(); k < ns; k += omp_get_num_threads()) {
+            if (k == 0) {
+                model_rows_forward(m, x, tok, shard_start(1, ns, B), T);
+            } else {
+                model_shard *sh = &m->shards[k - 1];
+                const size_t r0 = (size_t)sh->b0 * T;
+                model_rows_forward(&sh->v, x ? x + r0 * d : NULL, tok ? tok + r0 : NULL, sh->nb, T);
+            }
+        }
+    }
+}
+
+void model_shard_backward(model *m, const float *dout, int ns) {
+    const int B = m->B, T = m->T;
+    const size_t O = (size_t)m->spec.n_out, np = m->n_params;
+    for (int k = 1; k < ns; k++) bind(m, k, ns, B, T);
+#pragma omp parallel num_threads(ns)
+    {
+        for (int k = omp_get_thread_num(); k < ns; k += omp_get_num_threads()) {
+            if (k == 0) {
+                model_rows_backward(m, dout, shard_start(1, ns, B), T); /* into m->grads */
+            } else {
+                model_shard *sh = &m->shards[k - 1];
+                memset(sh->grads, 0, sizeof(float) * np);
+                model_rows_backward(&sh->v, dout + (size_t)sh->b0 * T * O, sh->nb, T);
+            }
+        }
+#pragma omp barrier
+        /* m->grads += the other shards' gradients, in shard order */
+#pragma omp for schedule(static)
+        for (size_t i = 0; i < np; i++) {
+            float s = m->grads[i];
+            for (int k = 1; k < ns; k++) s += m->shards[k - 1].grads[i];
+            m->grads[i] = s;
+        }
+    }
+}
