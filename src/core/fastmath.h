@@ -68,9 +68,9 @@ static inline __attribute__((always_inline)) float fm_expf(float xin) {
  * the bits of x + 1.5 * 2^23, so no float-to-int conversion either: about
  * 15 vector operations against fm_expf's 24. 0 below -126 (subnormal
  * results flushed, as fm_expf), 2^127 above 127, NaN stays NaN. */
-static inline __attribute__((always_inline)) float fm_exp2f(float xin) {
-    float x = xin > -126.0f ? xin : -126.0f; /* NaN becomes -126 here, NaN again at the end */
-    x = x < 127.0f ? x : 127.0f;
+/* 2^x for x already in [-127, 127] (or NaN): the polynomial and the
+ * exponent bits that fm_exp2f and fm_exp2f_nonpos share. */
+static inline __attribute__((always_inline)) float fm_exp2f_core(float x) {
     float t = x + 12582912.0f;    /* 1.5 * 2^23: round(x) lands in the low mantissa bits */
     float f = x - (t - 12582912.0f); /* exact */
     float p = 1.5594677549e-4f;
@@ -82,10 +82,29 @@ static inline __attribute__((always_inline)) float fm_exp2f(float xin) {
     p = FM_FMA(p, f, 1.0f);
     uint32_t tb;
     memcpy(&tb, &t, sizeof tb);
-    uint32_t bits = (tb - 0x4B400000u + 127u) << 23; /* 2^k: (k + 127) << 23, k in [-126, 127] */
+    uint32_t bits = (tb - 0x4B400000u + 127u) << 23; /* 2^k: (k + 127) << 23; k = -127 gives 0 */
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return xin < -126.0f ? 0.0f : xin == xin ? p * scale : xin;
+    return p * scale;
+}
+
+static inline __attribute__((always_inline)) float fm_exp2f(float xin) {
+    float x = xin > -126.0f ? xin : -126.0f; /* NaN becomes -126 here, NaN again at the end */
+    x = x < 127.0f ? x : 127.0f;
+    float r = fm_exp2f_core(x);
+    return xin < -126.0f ? 0.0f : xin == xin ? r : xin;
+}
+
+/* fm_exp2f for x <= 0 or NaN only (the selective scan's decays, 2^(delta
+ * A log2 e) with delta >= 0 and A < 0): the same bits as fm_exp2f on
+ * [-126, 0] with fewer instructions around the polynomial (about 25 ->
+ * 19 in the scan's loops). One clamp below, written so that a NaN passes
+ * through it (and the polynomial of a NaN is NaN); no upper clamp and no
+ * final select: below -127 the exponent field is 0, so 2^k and the result
+ * are exactly 0; on [-127, -126) the result is p 2^-126 (subnormal) where
+ * fm_exp2f flushes to 0. Positive x is out of its domain (wrong above 127). */
+static inline __attribute__((always_inline)) float fm_exp2f_nonpos(float xin) {
+    return fm_exp2f_core(-127.0f > xin ? -127.0f : xin);
 }
 
 /* Natural log of a positive normal float (Cephes' logf: x = m 2^e with m in

@@ -32,13 +32,15 @@
  *     paid a horizontal sum per (t, c) for y and three in the backward:
  *     this layout made a Mamba training step 1.48x faster (d_model 64, 4
  *     blocks, 81 tokens, batch 64, one thread: 4.33 -> 6.40 steps/s).
- *   - exp(delta A) is computed as 2^(delta * A log2 e) by fm_exp2f
+ *   - exp(delta A) is computed as 2^(delta * A log2 e) by fm_exp2f_nonpos
  *     (core/fastmath.h: a polynomial that vectorises; glibc's scalar expf
  *     was about 60% of the instructions, and its vector variant needs
  *     -ffast-math, which the project forbids). In base 2 the range reduction
  *     is exact and nearly free: 15 vector operations per exp instead of
  *     fm_expf's 24, and the exp is still most of the scan (one per (t, c, n)
- *     in the forward, one in the backward's chunk recompute). Rounding
+ *     in the forward, one in the backward's chunk recompute). The _nonpos
+ *     variant drops the clamps and selects that delta A <= 0 never needs
+ *     (forward 1.12x, backward 1.03x at d_model 64, 41 tokens). Rounding
  *     A log2 e adds one rounding to the exponent, the same size as the
  *     rounding of delta * A itself.
  *   - A = -exp(A_log) and A log2 e are computed once per call, transposed
@@ -139,7 +141,7 @@ static void fill_AT(float *AT, float *A2T, const float *A_log, int E, int N) {
  * so scan_states gives bitwise the states the forward and backward use. */
 static inline void step_channel(float *restrict h, float *restrict a, const float *restrict A2c,
                                 const float *restrict Bt, float d, float u, int N) {
-    for (int n = 0; n < N; n++) a[n] = fm_exp2f(d * A2c[n]);
+    for (int n = 0; n < N; n++) a[n] = fm_exp2f_nonpos(d * A2c[n]);
     float du = d * u;
     for (int n = 0; n < N; n++) h[n] = FM_FMA(a[n], h[n], du * Bt[n]);
 }
@@ -166,7 +168,7 @@ SCAN_INLINE void chunk_states(float *restrict hs, float *restrict as, const floa
             float Bn = Bt[n];
 #pragma omp simd
             for (int c = 0; c < E; c++) {
-                float a = fm_exp2f(dt[c] * A2n[c]);
+                float a = fm_exp2f_nonpos(dt[c] * A2n[c]);
                 an[c] = a;
                 hn[c] = FM_FMA(a, hpn[c], du[c] * Bn);
             }
@@ -204,7 +206,7 @@ SCAN_INLINE void forward_seq(float *y, float *hck, float *ws, const float *u, co
             float Bn = Bt[n], Cn = Ct[n];
 #pragma omp simd
             for (int c = 0; c < E; c++) {
-                float a = fm_exp2f(dt[c] * A2n[c]);
+                float a = fm_exp2f_nonpos(dt[c] * A2n[c]);
                 hn[c] = FM_FMA(a, hn[c], du[c] * Bn);
                 acc[c] = FM_FMA(Cn, hn[c], acc[c]);
             }

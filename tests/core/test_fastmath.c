@@ -88,6 +88,34 @@ static void test_exp2(void) {
     CHECK(bad == 0, "fm_exp2f: %d decreases on [-72, 0]", bad);
 }
 
+/* fm_exp2f_nonpos: the same bits as fm_exp2f on [-126, 0] (every float of
+ * [-1, 0), and random draws below), 0 below -127, NaN -> NaN, and no
+ * larger than 2^-126 on [-127, -126) (where fm_exp2f flushes to 0). */
+static void test_exp2_nonpos(void) {
+    int differ = 0;
+    float x = -1.0f;
+    while (x < 0.0f) { /* every float in [-1, 0): steps of one ulp */
+        float a = fm_exp2f_nonpos(x), b = fm_exp2f(x);
+        if (memcmp(&a, &b, sizeof a)) differ++;
+        x = nextafterf(x, 0.0f);
+    }
+    test_rng r = {test_seed() + 5};
+    for (int i = 0; i < 1000000; i++) {
+        float y = (float)(-126.0 * test_rng_uniform(&r));
+        if (fm_exp2f_nonpos(y) != fm_exp2f(y)) differ++;
+    }
+    printf("    fm_exp2f_nonpos vs fm_exp2f: %d of the floats in [-1, 0) and 1e6 draws in [-126, 0] differ\n", differ);
+    CHECK(differ == 0, "fm_exp2f_nonpos differs from fm_exp2f %d times on [-126, 0]", differ);
+    CHECK(fm_exp2f_nonpos(0.0f) == 1.0f && fm_exp2f_nonpos(-0.0f) == 1.0f, "2^0 = %g", fm_exp2f_nonpos(0.0f));
+    CHECK(fm_exp2f_nonpos(-127.5f) == 0.0f && fm_exp2f_nonpos(-1000.0f) == 0.0f && fm_exp2f_nonpos(-3e38f) == 0.0f,
+          "below -127: %g", fm_exp2f_nonpos(-1000.0f));
+    float sub = fm_exp2f_nonpos(-126.4f);
+    CHECK(sub >= 0.0f && sub <= ldexpf(1.0f, -126), "[-127, -126): %g", sub);
+    volatile float nan_in = NAN;
+    CHECK(isnan(fm_exp2f_nonpos(nan_in)) && isnan(fm_exp2f_nonpos(-nan_in)), "NaN -> NaN, got %g",
+          fm_exp2f_nonpos(nan_in));
+}
+
 /* fm_logf on [1e-30, 1e30] and fm_log1pf_unit on [0, 1] against double. */
 static void test_log(void) {
     test_rng r = {test_seed() + 1};
@@ -111,6 +139,7 @@ static void test_log(void) {
 int main(int argc, char **argv) {
     test_init(argc, argv);
     TEST_RUN(test_accuracy);
+    TEST_RUN(test_exp2_nonpos);
     TEST_RUN(test_clamps);
     TEST_RUN(test_monotone);
     TEST_RUN(test_exp2);
