@@ -59,15 +59,6 @@ static inline __attribute__((always_inline)) float fm_expf(float xin) {
     return xin < -87.33654f ? 0.0f : xin == xin ? p * scale : xin;
 }
 
-/* 2^x: the selective scan's exp, exp(delta A) = 2^(delta A log2 e) with
- * A log2 e precomputed once per call (core/scan.c). In base 2 the range
- * reduction needs no Cody-Waite split: k = round(x) and f = x - k are both
- * exact (f in [-0.5, 0.5]), and 2^f is a degree-6 polynomial with relative
- * error 2.6e-9 (minimax on [-0.5, 0.5], coefficients from a Remez exchange;
- * about 1 ulp with the Horner rounding). The exponent comes straight from
- * the bits of x + 1.5 * 2^23, so no float-to-int conversion either: about
- * 15 vector operations against fm_expf's 24. 0 below -126 (subnormal
- * results flushed, as fm_expf), 2^127 above 127, NaN stays NaN. */
 /* 2^x for x already in [-127, 127] (or NaN): the polynomial and the
  * exponent bits that fm_exp2f and fm_exp2f_nonpos share. */
 static inline __attribute__((always_inline)) float fm_exp2f_core(float x) {
@@ -88,6 +79,15 @@ static inline __attribute__((always_inline)) float fm_exp2f_core(float x) {
     return p * scale;
 }
 
+/* 2^x: the selective scan's exp, exp(delta A) = 2^(delta A log2 e) with
+ * A log2 e precomputed once per call (core/scan.c). In base 2 the range
+ * reduction needs no Cody-Waite split: k = round(x) and f = x - k are both
+ * exact (f in [-0.5, 0.5]), and 2^f is a degree-6 polynomial with relative
+ * error 2.6e-9 (minimax on [-0.5, 0.5], coefficients from a Remez exchange;
+ * about 1 ulp with the Horner rounding). The exponent comes straight from
+ * the bits of x + 1.5 * 2^23, so no float-to-int conversion either: about
+ * 15 vector operations against fm_expf's 24. 0 below -126 (subnormal
+ * results flushed, as fm_expf), 2^127 above 127, NaN stays NaN. */
 static inline __attribute__((always_inline)) float fm_exp2f(float xin) {
     float x = xin > -126.0f ? xin : -126.0f; /* NaN becomes -126 here, NaN again at the end */
     x = x < 127.0f ? x : 127.0f;
