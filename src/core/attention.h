@@ -13,7 +13,9 @@
  * backward ACCUMULATES into dqkv. Parallel over (b, h) with OpenMP, no BLAS
  * inside (so no nested threading); results do not depend on thread count.
  * scratch: attention_scratch_floats(T, C, NH, nthreads) floats, nthreads =
- * the caller's omp_get_max_threads() (one transposed head per thread).
+ * the caller's omp_get_max_threads() (one transposed head per thread);
+ * inside an enclosing parallel region the loop runs on the calling thread
+ * and 1 is enough, if concurrent callers each pass their own (model shards).
  */
 #ifndef ICL_ATTENTION_H
 #define ICL_ATTENTION_H

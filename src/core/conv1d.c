@@ -115,14 +115,14 @@ void conv1d_silu_forward(float *act, float *out, const float *x, int ldx, const 
     prof_stop(PROF_CONV, t0);
 }
 
-/* dact NULL: dout is the gradient of out. Otherwise dout is scratch that
- * each (sequence, channel block) item first fills with dact * SiLU'(pre)
- * for all its rows (the taps of dx read later rows), and the weight sums
- * (the second region) read it from there. */
-static void conv1d_backward_impl(float *dx, int lddx, float *dw, float *dbias, float *dout_mut, const float *dact,
-                                 const float *pre, const float *x, int ldx, const float *w, int B, int T, int C,
-                                 int K) {
-    const float *dout = dout_mut;
+/* dact NULL: dout is the gradient of out. Otherwise dout is NULL and gsilu is
+ * scratch that each (sequence, channel block) item first fills with
+ * dact * SiLU'(pre) for all its rows (the taps of dx read later rows); the
+ * weight sums (the second region) read it from there too. */
+static void conv1d_backward_impl(float *dx, int lddx, float *dw, float *dbias, const float *dout, float *gsilu,
+                                 const float *dact, const float *pre, const float *x, int ldx, const float *w, int B,
+                                 int T, int C, int K) {
+    if (dact) dout = gsilu;
     if (B <= 0 || T <= 0 || C <= 0 || K <= 0) return;
     const int threads = omp_get_max_threads();
 
@@ -141,11 +141,11 @@ static void conv1d_backward_impl(float *dx, int lddx, float *dw, float *dbias, f
                 for (int t = 0; t < T; t++) {
                     size_t o = ((size_t)b * T + t) * C + c0;
                     const float *restrict da = dact + o, *restrict xp = pre + o;
-                    float *restrict g = dout_mut + o;
+                    float *restrict go = gsilu + o;
 #pragma omp simd
                     for (int c = 0; c < nc; c++) {
                         float s = fm_sigmoidf(xp[c]);
-                        g[c] = 0.0f + da[c] * s * (1.0f + xp[c] * (1.0f - s));
+                        go[c] = 0.0f + da[c] * s * (1.0f + xp[c] * (1.0f - s));
                     }
                 }
 
@@ -224,14 +224,13 @@ static void conv1d_backward_impl(float *dx, int lddx, float *dw, float *dbias, f
 void conv1d_backward(float *dx, int lddx, float *dw, float *dbias, const float *dout, const float *x, int ldx,
                      const float *w, int B, int T, int C, int K) {
     uint64_t t0 = prof_start();
-    /* dout is only read when dact is NULL */
-    conv1d_backward_impl(dx, lddx, dw, dbias, (float *)dout, NULL, NULL, x, ldx, w, B, T, C, K);
+    conv1d_backward_impl(dx, lddx, dw, dbias, dout, NULL, NULL, NULL, x, ldx, w, B, T, C, K);
     prof_stop(PROF_CONV, t0);
 }
 
 void conv1d_silu_backward(float *dx, int lddx, float *dw, float *dbias, float *dout, const float *dact,
                           const float *out, const float *x, int ldx, const float *w, int B, int T, int C, int K) {
     uint64_t t0 = prof_start();
-    conv1d_backward_impl(dx, lddx, dw, dbias, dout, dact, out, x, ldx, w, B, T, C, K);
+    conv1d_backward_impl(dx, lddx, dw, dbias, NULL, dout, dact, out, x, ldx, w, B, T, C, K);
     prof_stop(PROF_CONV, t0);
 }

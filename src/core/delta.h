@@ -31,8 +31,9 @@
  * Determinism: every row of delta, dt_pre and ddl is computed by one thread
  * in a fixed order; dW and db are summed per block of rows and the blocks
  * added in block order, so all results are bitwise independent of the
- * number of threads. Not to be called inside a parallel region (the kernels
- * open their own).
+ * number of threads. Called inside a parallel region the kernels run on the
+ * calling thread; concurrent callers each pass their own scratch (the
+ * model's shards do).
  */
 #ifndef ICL_DELTA_H
 #define ICL_DELTA_H

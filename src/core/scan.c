@@ -46,8 +46,10 @@
  *   - A = -exp(A_log) and A log2 e are computed once per call, transposed
  *     (N, E), into shared scratch.
  *   - No allocation: the caller provides scan_scratch_floats(...) floats.
- *   - Threads index scratch by omp_get_thread_num(), so the kernels must not
- *     be called from inside an enclosing parallel region.
+ *   - Threads index scratch by omp_get_thread_num(). Called from inside an
+ *     enclosing parallel region the loop runs on the calling thread alone
+ *     (slot 0), so concurrent callers each pass their own scratch, sized
+ *     for one thread (the model's shards do, nn/model_shard.c).
  *
  * Scratch layout (floats), nthreads = the caller's omp_get_max_threads():
  *   AT, A2T, Z (N, E) each               shared, filled before the parallel loop

@@ -402,8 +402,9 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
     float *att_scratch = any_attn ? carve(c, attention_scratch_floats(T, (int)D, (int)NH, nthreads)) : NULL;
     /* What shards 1..nthreads-1 do not share with shard 0 (model_shard.c):
      * gradients and the scratch that kernels index by thread or by call,
-     * each for the shard's share of the batch and one thread */
-    const size_t Bs = ((size_t)B + nthreads - 1) / (size_t)(nthreads > 1 ? nthreads : 1);
+     * each for one thread and the largest share of the batch a shard can get
+     * (half of it: fewer threads than reserved for make fewer, larger shards) */
+    const size_t Bs = ((size_t)B + 1) / 2;
     for (int k = 1; k < nthreads; k++) {
         model_shard *sh = m ? &m->shards[k - 1] : NULL;
         float *g = carve(c, model_param_count(s));
@@ -413,17 +414,18 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
         float *dk = any_s4 ? carve(c, mul_sat(E, (size_t)T)) : NULL;
         for (int i = 0; i < s->n_blocks; i++) {
             float *kern = s->blocks[i] == BLOCK_S4MAMBA ? carve(c, mul_sat(E, (size_t)T)) : NULL;
-            if (sh) sh->kern[i] = kern;
+            if (sh) sh->blocks[i].kern = kern;
         }
-        if (sh) {
-            sh->grads = g;
-            sh->scan_scratch = ss;
-            sh->delta_scratch = ds;
-            sh->att_scratch = as;
-            sh->dkern = dk;
+        if (sh) { /* model_shard_views_init keeps these when it copies the model in */
+            sh->v.grads = g;
+            sh->v.scan_scratch = ss;
+            sh->v.delta_scratch = ds;
+            sh->v.att_scratch = as;
+            sh->v.d_e[6] = dk;
         }
     }
     if (!m) return;
+    m->shard_cap = (int)Bs;
     m->lnf_out = lnf_out;
     m->lnf_mean = lnf_mean;
     m->lnf_rstd = lnf_rstd;

@@ -105,6 +105,7 @@ typedef struct model {
      * sequences, one per thread, each through a view of the model. Shard 0
      * is the model itself; shards[k - 1] is the view of shard k. */
     int nshards;                /* shards reserved (= nthreads, 1: none) */
+    int shard_cap;              /* sequences a shard's own scratch holds */
     int last_shards;            /* shards the last forward ran in; the backward runs the same */
     struct model_shard *shards; /* nshards - 1 views, one allocation */
 } model;

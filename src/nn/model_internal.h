@@ -29,7 +29,9 @@ struct block {
     float *p[BLOCK_MAX_PARAMS]; /* parameter views into m->params */
     float *g[BLOCK_MAX_PARAMS]; /* the same tensors in m->grads */
     size_t param_begin, param_end; /* this block's range in the flat block */
-    /* saved activations, for the reserved (cap_B, cap_T); shapes for (B, T):  */
+    /* saved activations, for the reserved (cap_B, cap_T); shapes for (B, T).
+     * Each is sliced per sequence for the model's shards: a new one needs its
+     * line in model_shard.c's bind (test_model's shard tests catch a miss). */
     float *ln_out;   /* (B,T,D)  LayerNorm output = the mixer's input u       */
     float *ln_mean;  /* (B,T)                                                  */
     float *ln_rstd;  /* (B,T)                                                  */
@@ -64,13 +66,11 @@ typedef struct {
  * the batch and whose gradient pointers address the shard's own gradient
  * block, added into m->grads after the backward. */
 typedef struct model_shard {
-    model v;
-    block *blocks;       /* v.blocks (n_blocks) */
-    float **res;         /* v.res (n_blocks + 1) */
-    float **kern;        /* per block: the shard's own S4D kernel (E, T), NULL for other kinds */
-    float *grads;        /* n_params */
-    float *scan_scratch, *delta_scratch, *att_scratch, *dkern;
-    int b0, nb;
+    model v;       /* v.grads, v.scan_scratch, v.delta_scratch, v.att_scratch and
+                    * v.d_e[6] (dkern) are the shard's own, carved by carve_all */
+    block *blocks; /* v.blocks (n_blocks); an S4-Mamba block's kern is the shard's own */
+    float **res;   /* v.res (n_blocks + 1) */
+    int b0, nb;    /* its sequences in the last bind */
 } model_shard;
 
 /* Bytes of the shard views model_reserve allocates for nthreads (model_mem.h counts them). */

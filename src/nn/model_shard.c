@@ -37,11 +37,11 @@
 #include "core/scan.h"
 #include "nn/model_internal.h"
 
-/* The views, their block tables, residual tables and kernel tables, in one
- * allocation: nthreads - 1 of each. */
+/* The views, their block tables and residual tables, in one allocation:
+ * nthreads - 1 of each. */
 static size_t one_shard_bytes(const model_spec *s) {
     size_t nb = (size_t)s->n_blocks;
-    return sizeof(model_shard) + nb * sizeof(block) + (nb + 1) * sizeof(float *) + nb * sizeof(float *);
+    return sizeof(model_shard) + nb * sizeof(block) + (nb + 1) * sizeof(float *);
 }
 
 size_t model_shard_table_bytes(const model_spec *s, int nthreads) {
@@ -59,8 +59,6 @@ void model_shard_table_init(model *m, void *table) {
         p += nb * sizeof(block);
         sh->res = (float **)p;
         p += (nb + 1) * sizeof(float *);
-        sh->kern = (float **)p;
-        p += nb * sizeof(float *);
     }
 }
 
@@ -68,15 +66,26 @@ void model_shard_views_init(model *m) {
     for (int k = 1; k < m->nshards; k++) {
         model_shard *sh = &m->shards[k - 1];
         model *v = &sh->v;
-        *v = *m; /* dims, parameter pointers, spec; the rest is bound per call */
+        /* what carve_all gave the shard, kept across the copy */
+        float *grads = v->grads, *ss = v->scan_scratch, *ds = v->delta_scratch, *as = v->att_scratch;
+        float *dkern = v->d_e[6];
+        *v = *m; /* dims, parameter pointers, spec; the activations are bound per call */
         v->blocks = sh->blocks;
         v->res = sh->res;
         v->shards = NULL;
         v->nshards = 1;
-        memcpy(sh->blocks, m->blocks, sizeof(block) * (size_t)m->spec.n_blocks);
+        v->grads = grads;
+        v->scan_scratch = ss;
+        v->delta_scratch = ds;
+        v->att_scratch = as;
+        v->d_e[6] = dkern;
+        for (int i = 0; i < m->spec.n_blocks; i++) {
+            float *kern = sh->blocks[i].kern;
+            sh->blocks[i] = m->blocks[i];
+            sh->blocks[i].kern = kern;
+        }
         /* gradient views into the shard's own block, at the model's offsets */
-        v->grads = sh->grads;
-#define GVIEW(f) v->f = m->f ? sh->grads + (m->f - m->grads) : NULL
+#define GVIEW(f) v->f = m->f ? grads + (m->f - m->grads) : NULL
         GVIEW(g_ri_w);
         GVIEW(g_ri_b);
         GVIEW(g_emb);
@@ -88,11 +97,7 @@ void model_shard_views_init(model *m) {
 #undef GVIEW
         for (int i = 0; i < m->spec.n_blocks; i++)
             for (int j = 0; j < m->blocks[i].n_param; j++)
-                sh->blocks[i].g[j] = sh->grads + (m->blocks[i].g[j] - m->grads);
-        v->scan_scratch = sh->scan_scratch;
-        v->delta_scratch = sh->delta_scratch;
-        v->att_scratch = sh->att_scratch;
-        v->d_e[6] = sh->dkern;
+                sh->blocks[i].g[j] = grads + (m->blocks[i].g[j] - m->grads);
     }
 }
 
@@ -100,7 +105,8 @@ int model_shard_count(const model *m, int B) {
     if (m->nshards < 2 || B < 2 || omp_in_parallel()) return 1;
     int n = omp_get_max_threads();
     if (n > m->nshards) n = m->nshards;
-    return n < B ? n : B;
+    if (n > B) n = B;
+    return (B + n - 1) / n <= m->shard_cap ? n : 1; /* the largest shard fits its scratch */
 }
 
 /* First sequence of shard k of ns: an even split, the remainder spread. */
@@ -147,8 +153,7 @@ static void bind(model *m, int k, int ns, int B, int T) {
         dst->delta = at(src->delta, b0, t * E);
         dst->hck = at(src->hck, b0, scan_ckpt_floats(1, T, m->E, m->N));
         dst->y = at(src->y, b0, t * E);
-        dst->yg = at(src->yg, b0, t * E);
-        dst->kern = sh->kern[i]; /* the shard's own: every shard forms it from the parameters */
+        dst->yg = at(src->yg, b0, t * E); /* kern is the shard's own: each forms it from the parameters */
     }
 }
 
@@ -173,7 +178,7 @@ void model_shard_forward(model *m, const float *x, const int *tok, int B, int T,
 void model_shard_backward(model *m, const float *dout, int ns) {
     const int B = m->B, T = m->T;
     const size_t O = (size_t)m->spec.n_out, np = m->n_params;
-    for (int k = 1; k < ns; k++) bind(m, k, ns, B, T);
+    /* the views are still bound as the last forward (model_backward follows it) */
 #pragma omp parallel num_threads(ns)
     {
         for (int k = omp_get_thread_num(); k < ns; k += omp_get_num_threads()) {
@@ -181,7 +186,7 @@ void model_shard_backward(model *m, const float *dout, int ns) {
                 model_rows_backward(m, dout, shard_start(1, ns, B), T); /* into m->grads */
             } else {
                 model_shard *sh = &m->shards[k - 1];
-                memset(sh->grads, 0, sizeof(float) * np);
+                memset(sh->v.grads, 0, sizeof(float) * np);
                 model_rows_backward(&sh->v, dout + (size_t)sh->b0 * T * O, sh->nb, T);
             }
         }
@@ -190,7 +195,7 @@ void model_shard_backward(model *m, const float *dout, int ns) {
 #pragma omp for schedule(static)
         for (size_t i = 0; i < np; i++) {
             float s = m->grads[i];
-            for (int k = 1; k < ns; k++) s += m->shards[k - 1].grads[i];
+            for (int k = 1; k < ns; k++) s += m->shards[k - 1].v.grads[i];
             m->grads[i] = s;
         }
     }
