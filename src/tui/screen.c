@@ -320,11 +320,20 @@ void tui_layout_compute(tui_layout *l, int cols, int lines) {
     l->status = (tui_rect){0, lines - 1, cols, 1};
 }
 
+/* Seconds after the last resize at which the whole screen is painted once
+ * more. A resize repaints everything, but while a window manager or tmux
+ * is still resizing, the terminal can apply that paint at a size it has
+ * already left, or crop it afterwards, and curses, which only sends what
+ * changed, would never paint those cells again (seen once in the resize
+ * storm of tests/tui/test_signals.sh: half the status line stayed blank). */
+#define SCREEN_SETTLE_SEC 0.4
+
 void screen_resize(screen *s) {
     int cols = 80, lines = 24;
     if (s->active) {
         getmaxyx(stdscr, lines, cols);
         clearok(curscr, TRUE);
+        s->repaint_at = tui_now() + SCREEN_SETTLE_SEC;
     } else if (s->cv.w > 0) {
         cols = s->cv.w;
         lines = s->cv.h;
@@ -337,8 +346,14 @@ void screen_resize(screen *s) {
 
 /* ---- copying the canvas to curses ----------------------------------------------------------------- */
 
+int screen_repaint_due(const screen *s) { return s->active && s->repaint_at > 0 && tui_now() >= s->repaint_at; }
+
 void screen_flush(screen *s, int cx, int cy) {
     if (!s->active) return;
+    if (screen_repaint_due(s)) {
+        clearok(curscr, TRUE);
+        s->repaint_at = 0;
+    }
     const canvas *c = &s->cv;
     int lines, cols;
     getmaxyx(stdscr, lines, cols);

@@ -147,6 +147,8 @@ typedef struct {
     canvas cv;               /* the whole screen, composed each frame */
     tui_layout lay;
     int out_fd, err_fd;      /* read ends of the pipes now on fds 1 and 2; -1 if none */
+    double repaint_at;       /* tui_now() when the terminal has settled after a resize: paint it all
+                                once more then (0: not due) */
 } screen;
 
 /* Take the terminal: LC_CTYPE from the environment, fds 1 and 2 onto pipes
@@ -159,8 +161,12 @@ icl_status screen_open(screen *s, const char *theme_name);
 void screen_close(screen *s);
 /* Switch theme (colours of every role); ICL_ERR_ARG if unknown. */
 icl_status screen_set_theme(screen *s, const char *name);
-/* Re-read the size after KEY_RESIZE and lay out again. */
+/* Re-read the size after KEY_RESIZE and lay out again; the next flush
+ * paints the whole screen, and so does the first flush after the resizes
+ * have settled (screen_repaint_due). */
 void screen_resize(screen *s);
+/* 1 when that settled repaint is due: the caller should draw a frame. */
+int screen_repaint_due(const screen *s);
 /* Copy s->cv to the terminal and show the cursor at (cx, cy), or hide it if cx < 0. */
 void screen_flush(screen *s, int cx, int cy);
 

@@ -426,7 +426,9 @@ static void loop(tui *t) {
         if (t->training && !t->quit_ask) run_slice(t);
         tui_output_drain(&t->out, t->scr.out_fd, t->scr.err_fd);
         double period = t->training ? FRAME_TRAIN : FRAME_IDLE;
-        if (t->need_draw || t->out.dirty || t->drew_frozen || tui_now() - t->last_frame >= period) tui_frame(t, 0);
+        if (t->need_draw || t->out.dirty || t->drew_frozen || screen_repaint_due(&t->scr) ||
+            tui_now() - t->last_frame >= period)
+            tui_frame(t, 0);
     }
 }
 

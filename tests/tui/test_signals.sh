@@ -17,7 +17,8 @@
 # - SIGTERM to a headless `iclplay run` during training: 143, recovery;
 #   a model that was saved (not dirty) is not written;
 # - a storm of 60 resizes (SIGWINCH) while F5 trains: the TUI still draws its
-#   panels and still answers at the prompt;
+#   panels and still answers at the prompt; after a resize, cells changed
+#   behind curses' back are painted over once the size has settled;
 # - TERM=dumb gives the plain REPL (no escape codes) that still evaluates;
 # - stdout not a terminal (a pipe): lines from stdin are run, results printed.
 # Prints one line per test and "N passed, N failed"; exits 1 on failure.
@@ -185,6 +186,35 @@ if wait_for "│ prompt" 30; then
         ok "60 resizes while training: the panels and the prompt still work"
     else bad "60 resizes while training: the panels and the prompt still work" "$(screen)"; fi
 else bad "SIGWINCH: the TUI starts" "$(screen)"; fi
+
+# After a resize the whole screen is painted once more when the resizes have
+# settled (src/tui/screen.c, SCREEN_SETTLE_SEC 0.4 s): text that reached the
+# terminal behind curses' back after the resize's own repaint (here written
+# straight to the pane's tty, as a terminal that applied the repaint at a
+# size it then left would leave stale cells) is painted over. Curses alone
+# never would: those cells did not change in its copy. The resize is a
+# SIGWINCH at the same size (tmux may delay a real one by 250 ms); a try
+# counts only if the text went out within 0.3 s of the signal, before the
+# settled repaint is due.
+start "'$EXE'"
+if wait_for "│ prompt" 30; then
+    tty=$($T display-message -p -t sig '#{pane_tty}')
+    seen=0 try=0
+    while [ $seen -eq 0 ] && [ $try -lt 5 ]; do
+        try=$((try + 1))
+        t0=$(date +%s%N)
+        kill -WINCH "$(pid)"
+        sleep 0.15 # the resize's own repaint (the idle loop polls every 40 ms) has gone out
+        printf '\033[32;1HSTALE-CELLS-%d' $try > "$tty"
+        t1=$(date +%s%N)
+        if [ $(( (t1 - t0) / 1000000 )) -lt 300 ] && screen | grep -q "STALE-CELLS-$try"; then seen=1
+        else wait_gone "STALE-CELLS" 3; fi
+    done
+    if [ $seen -eq 0 ]; then bad "a settled resize repaints: no try wrote its text in time (5 tries)" "$(screen)"
+    elif wait_gone "STALE-CELLS" 3 && wait_for "│ prompt" 2; then
+        ok "a settled resize paints the whole screen once more (stale cells painted over)"
+    else bad "a settled resize paints the whole screen once more (stale cells painted over)" "$(screen)"; fi
+else bad "settled resize: the TUI starts" "$(screen)"; fi
 
 # ---- TERM=dumb and a stdout that is not a terminal ---------------------------------------------------------
 
