@@ -40,6 +40,9 @@ BUILD   := build/$(MODE)
 # semantics, which -O3 keeps (no reassociation, no FMA contraction under
 # -std=c11); it vectorises the loops that carry no `omp simd` (GCC 12's -O2
 # only takes the very cheapest): small Transformer step 1.18x, Mamba 1.08x.
+# -fno-math-errno: no math function's errno is ever read here, and without
+# it sqrtf must stay a scalar call (it may set errno), which kept Adam's loop
+# scalar (src/nn/optim.c); it changes no value (sqrt is exactly rounded).
 # -fopenmp: non-GEMM kernels split over batch and channels; GEMMs are left to
 # OpenBLAS's own threads (never called inside a parallel region).
 OPT_release := -O3 -DNDEBUG
@@ -59,7 +62,7 @@ WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-proto
 # pkg-config is evaluated lazily (recursive '='), after the deps step ran.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS  = -std=c11 -D_DEFAULT_SOURCE -fopenmp -Isrc -I$(BLAS_INC) $(OPT) $(NATIVE) $(WARN) $(PKG_CFLAGS) -MMD -MP $(EXTRA_CFLAGS)
+CFLAGS  = -std=c11 -D_DEFAULT_SOURCE -fno-math-errno -fopenmp -Isrc -I$(BLAS_INC) $(OPT) $(NATIVE) $(WARN) $(PKG_CFLAGS) -MMD -MP $(EXTRA_CFLAGS)
 LDLIBS  = $(BLAS_LIBS) $(PKG_LIBS) -fopenmp -lm
 SAN_asan := -fsanitize=address,undefined,float-cast-overflow
 LDFLAGS = $(SAN_$(MODE))

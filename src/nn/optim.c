@@ -6,6 +6,7 @@
  * with Adam's weight decay added to g first, AdamW's applied as p -= lr*wd*p.
  */
 #include "nn/optim.h"
+#include "core/parallel.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -75,21 +76,32 @@ double optim_lr_at(const optim_config *c, long t) {
     return c->min_lr + 0.5 * (lr - c->min_lr) * (1.0 + cos(M_PI * p));
 }
 
+/* The optimiser's loops are memory-bound once vectorised (a few bytes per
+ * parameter per pass): a second thread pays for its wake-up (tens to
+ * hundreds of microseconds with passive waiting, src/main.c) only from
+ * about a million parameters. At 119k parameters (S4-Mamba, d_model 64, one
+ * thread) norm, check and update were 2.8% of a 31 ms step while scalar
+ * (sqrtf may set errno, so GCC kept it a call) and are 0.4% vectorised
+ * (perf, share of samples). */
+#define OPTIM_MIN_PARALLEL (16 * PAR_MIN_WORK)
+
 #define NORM_CHUNK 4096
 
 double optim_grad_norm(const float *g, size_t n) {
     size_t nchunks = (n + NORM_CHUNK - 1) / NORM_CHUNK;
     double total = 0;
-    /* Each chunk's partial sum is the same whatever thread computes it;
-     * the partials are then added in chunk order. Chunks are processed in
-     * groups of 64 so no allocation is needed. */
+    /* Each chunk's partial sum is the same whatever thread computes it
+     * (its lanes are summed in a fixed order by `omp simd`); the partials
+     * are then added in chunk order. Chunks are processed in groups of 64
+     * so no allocation is needed. */
     for (size_t c0 = 0; c0 < nchunks; c0 += 64) {
         double part[64];
         size_t cn = nchunks - c0 < 64 ? nchunks - c0 : 64;
-#pragma omp parallel for schedule(static) if (n > (1u << 16))
+#pragma omp parallel for schedule(static) if (n >= OPTIM_MIN_PARALLEL)
         for (size_t c = 0; c < cn; c++) {
             size_t lo = (c0 + c) * NORM_CHUNK, hi = lo + NORM_CHUNK < n ? lo + NORM_CHUNK : n;
             double s = 0;
+#pragma omp simd reduction(+ : s)
             for (size_t i = lo; i < hi; i++) s += (double)g[i] * g[i];
             part[c] = s;
         }
@@ -98,33 +110,108 @@ double optim_grad_norm(const float *g, size_t n) {
     return sqrt(total);
 }
 
-icl_status optim_step(optim *o, float *params, float *grads) {
+/* The constants of the next update (number o->t + 1) for gradient norm
+ * `norm`. Passed by value into the loops, so the compiler knows the
+ * parameter stores cannot change them. */
+typedef struct {
+    float gscale, b1, b2, bc1, bc2, lr, eps, wd;
+    int l2;        /* Adam's weight decay: wd p added to the gradient */
+    int decoupled; /* AdamW's: p -= lr wd p */
+} adam_consts;
+
+static adam_consts consts_of(const optim *o, double norm) {
     const optim_config *c = &o->cfg;
-    const size_t n = o->n;
-    double norm = optim_grad_norm(grads, n);
+    adam_consts k;
+    k.gscale = c->clip > 0 && norm > c->clip ? (float)(c->clip / (norm + 1e-6)) : 1.0f;
+    const double t = (double)(o->t + 1);
+    k.b1 = c->beta1;
+    k.b2 = c->beta2;
+    k.bc1 = (float)(1.0 - pow(k.b1, t));
+    k.bc2 = (float)(1.0 - pow(k.b2, t));
+    k.lr = (float)optim_lr_at(c, o->t);
+    k.eps = c->eps;
+    k.wd = c->weight_decay;
+    k.l2 = k.wd > 0 && !c->decoupled;
+    k.decoupled = k.wd > 0 && c->decoupled;
+    return k;
+}
+
+/* One element's update, (p, m, v) in and out: the one place it is written,
+ * so optim_check tests bit for bit what optim_step_norm stores (-std=c11
+ * contracts nothing into FMAs; division and sqrtf are exactly rounded in
+ * vector form too, which -fno-math-errno lets GCC use). */
+static inline void adam_elem(adam_consts k, float g, float *p, float *m, float *v) {
+    float gi = g * k.gscale;
+    if (k.l2) gi += k.wd * *p;
+    float mi = k.b1 * *m + (1.0f - k.b1) * gi;
+    float vi = k.b2 * *v + (1.0f - k.b2) * gi * gi;
+    float mhat = mi / k.bc1, vhat = vi / k.bc2;
+    float pi = *p;
+    if (k.decoupled) pi -= k.lr * k.wd * pi;
+    pi -= k.lr * mhat / (sqrtf(vhat) + k.eps);
+    *p = pi;
+    *m = mi;
+    *v = vi;
+}
+
+/* The update of n contiguous elements: its own function, so that the
+ * pointers are restrict and the constants a local copy (inside an OpenMP
+ * outlined loop GCC reloaded them per element and left the loop scalar). */
+static void apply_block(adam_consts k, float *restrict P, const float *restrict G, float *restrict M,
+                        float *restrict V, size_t n) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) adam_elem(k, G[i], &P[i], &M[i], &V[i]);
+}
+
+static inline int all_finite(float p, float m, float v) { return isfinite(p) & isfinite(m) & isfinite(v); }
+
+#define CHECK_BLOCK 4096
+
+size_t optim_check(const optim *o, const float *params, const float *grads, double norm) {
+    const adam_consts k = consts_of(o, norm);
+    const size_t n = o->n, nb = (n + CHECK_BLOCK - 1) / CHECK_BLOCK;
+    const float *restrict P = params, *restrict G = grads, *restrict M = o->m, *restrict V = o->v;
+    size_t first = n;
+    /* a vectorised pass flags a block; only a flagged block is searched for its first index */
+#pragma omp parallel for schedule(static) reduction(min : first) if (n >= OPTIM_MIN_PARALLEL)
+    for (size_t b = 0; b < nb; b++) {
+        const size_t lo = b * CHECK_BLOCK, hi = lo + CHECK_BLOCK < n ? lo + CHECK_BLOCK : n;
+        int ok = 1;
+#pragma omp simd reduction(& : ok)
+        for (size_t i = lo; i < hi; i++) {
+            float p = P[i], m = M[i], v = V[i];
+            adam_elem(k, G[i], &p, &m, &v);
+            ok &= all_finite(p, m, v);
+        }
+        for (size_t i = lo; !ok && i < hi; i++) {
+            float p = P[i], m = M[i], v = V[i];
+            adam_elem(k, G[i], &p, &m, &v);
+            if (!all_finite(p, m, v)) {
+                if (i < first) first = i;
+                break;
+            }
+        }
+    }
+    return first;
+}
+
+icl_status optim_step_norm(optim *o, float *params, const float *grads, double norm) {
     o->last_grad_norm = norm;
     if (!isfinite(norm))
         return icl_fail(ICL_ERR_NUMERIC, "optimizer: gradient norm is %s at update %ld; parameters left unchanged",
                         isnan(norm) ? "NaN" : "Inf", o->t + 1);
-    float gscale = 1.0f;
-    if (c->clip > 0 && norm > c->clip) gscale = (float)(c->clip / (norm + 1e-6));
-    double lr = optim_lr_at(c, o->t);
-    o->last_lr = lr;
+    const adam_consts k = consts_of(o, norm);
+    o->last_lr = optim_lr_at(&o->cfg, o->t);
     o->t++;
-    const float b1 = c->beta1, b2 = c->beta2, eps = c->eps, wd = c->weight_decay;
-    const float bc1 = (float)(1.0 - pow(b1, (double)o->t)), bc2 = (float)(1.0 - pow(b2, (double)o->t));
-    const float flr = (float)lr;
-    const int decoupled = c->decoupled;
-    float *restrict p = params, *restrict g = grads, *restrict m = o->m, *restrict v = o->v;
-#pragma omp parallel for schedule(static) if (n > (1u << 16))
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i] * gscale;
-        if (wd > 0 && !decoupled) gi += wd * p[i];
-        m[i] = b1 * m[i] + (1.0f - b1) * gi;
-        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
-        float mhat = m[i] / bc1, vhat = v[i] / bc2;
-        if (wd > 0 && decoupled) p[i] -= flr * wd * p[i];
-        p[i] -= flr * mhat / (sqrtf(vhat) + eps);
+    const size_t n = o->n, nb = (n + CHECK_BLOCK - 1) / CHECK_BLOCK;
+#pragma omp parallel for schedule(static) if (n >= OPTIM_MIN_PARALLEL)
+    for (size_t b = 0; b < nb; b++) {
+        const size_t lo = b * CHECK_BLOCK, hi = lo + CHECK_BLOCK < n ? lo + CHECK_BLOCK : n;
+        apply_block(k, params + lo, grads + lo, o->m + lo, o->v + lo, hi - lo);
     }
     return ICL_OK;
+}
+
+icl_status optim_step(optim *o, float *params, float *grads) {
+    return optim_step_norm(o, params, grads, optim_grad_norm(grads, o->n));
 }

@@ -48,8 +48,17 @@ void optim_reset(optim *o); /* zero moments and t */
 double optim_lr_at(const optim_config *c, long t);
 /* L2 norm of g (n), in double, deterministic. */
 double optim_grad_norm(const float *g, size_t n);
-/* One update: clip g in place if configured, then Adam(W). Returns
- * ICL_ERR_NUMERIC (and changes nothing) if the gradient norm is not finite. */
+/* One update with g scaled to the clip if configured (g itself is not
+ * written), then Adam(W). Returns ICL_ERR_NUMERIC (and changes nothing) if
+ * the gradient norm is not finite. */
 icl_status optim_step(optim *o, float *params, float *grads);
+/* The same with the gradient norm already computed (optim_grad_norm of
+ * grads): the trainer computes it once for its checks and the update. */
+icl_status optim_step_norm(optim *o, float *params, const float *grads, double norm);
+/* The first flat index whose parameter or moment the next update (with
+ * this norm) would make NaN or Inf, computed exactly as optim_step_norm
+ * would, nothing stored; o->n if none. Lets a caller refuse a step before
+ * anything is written. */
+size_t optim_check(const optim *o, const float *params, const float *grads, double norm);
 
 #endif

@@ -116,7 +116,7 @@ static void hist_push(loss_history *h, double loss, long step) {
  * finite gradient would leave a parameter or a moment NaN/Inf (a huge
  * gradient or learning rate: with beta2 = 0.999, (1 - beta2) g^2 overflows
  * float for unclipped |g| above ~6e20). Case 3 is
- * found by computing the update once without storing it (update_check), so
+ * found by computing the update once without storing it (optim_check), so
  * no copy of the parameters and moments is needed to undo anything. */
 
 /* Why the loss of the batch in tr->b is not finite: the first stage of the
@@ -155,37 +155,6 @@ static icl_status fail_grad(const trainer *tr) {
     if (p) model_tensor_place(m, p, place, sizeof place);
     return icl_fail(ICL_ERR_NUMERIC, "step %ld: the gradient became non-finite, first in %s (%s); nothing was updated",
                     tr->step + 1, place, p ? p->name : "?");
-}
-
-/* Compute the update optim_step is about to make, element for element
- * exactly as optim.c does (same float expressions, same order: -std=c11
- * does not contract them into FMAs), without storing it. Returns the first
- * flat index whose new parameter or moment would not be finite, or n. */
-static size_t update_check(const optim *o, const float *params, const float *grads, double norm) {
-    const optim_config *c = &o->cfg;
-    const size_t n = o->n;
-    float gscale = 1.0f;
-    if (c->clip > 0 && norm > c->clip) gscale = (float)(c->clip / (norm + 1e-6));
-    const long t = o->t + 1;
-    const float b1 = c->beta1, b2 = c->beta2, eps = c->eps, wd = c->weight_decay;
-    const float bc1 = (float)(1.0 - pow(b1, (double)t)), bc2 = (float)(1.0 - pow(b2, (double)t));
-    const float flr = (float)optim_lr_at(c, o->t);
-    const int decoupled = c->decoupled;
-    const float *p = params, *g = grads, *m = o->m, *v = o->v;
-    size_t first = n;
-#pragma omp parallel for schedule(static) reduction(min : first) if (n > (1u << 16))
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i] * gscale;
-        if (wd > 0 && !decoupled) gi += wd * p[i];
-        float mi = b1 * m[i] + (1.0f - b1) * gi;
-        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-        float mhat = mi / bc1, vhat = vi / bc2;
-        float pi = p[i];
-        if (wd > 0 && decoupled) pi -= flr * wd * pi;
-        pi -= flr * mhat / (sqrtf(vhat) + eps);
-        if (!(isfinite(mi) && isfinite(vi) && isfinite(pi)) && i < first) first = i;
-    }
-    return first;
 }
 
 static icl_status fail_update(const trainer *tr, size_t i, double norm) {
@@ -240,14 +209,14 @@ icl_status trainer_step(trainer *tr) {
         prof_stop(PROF_OPTIM, t0);
         return fail_grad(tr);
     }
-    const size_t bad = update_check(&tr->opt, m->params, m->grads, norm);
+    const size_t bad = optim_check(&tr->opt, m->params, m->grads, norm);
     if (bad < m->n_params) {
         prof_stop(PROF_OPTIM, t0);
         return fail_update(tr, bad, norm);
     }
-    st = optim_step(&tr->opt, m->params, m->grads);
+    st = optim_step_norm(&tr->opt, m->params, m->grads, norm);
     prof_stop(PROF_OPTIM, t0);
-    if (st) return st; /* not reached: optim_step fails only on a non-finite norm */
+    if (st) return st; /* not reached: it fails only on a non-finite norm */
     task_curriculum_step(tr->t);
     tr->step++;
     tr->loss = loss;

@@ -1,11 +1,13 @@
 /*
  * test_optim.c - Adam and AdamW against a double-precision twin of
  * torch.optim.Adam / AdamW's update rule, gradient-norm clipping, the
- * deterministic gradient norm, the learning-rate schedules, and the refusal
- * of a non-finite gradient (nothing changes).
+ * deterministic gradient norm, the learning-rate schedules, the refusal
+ * of a non-finite gradient (nothing changes), and the vectorised update and
+ * its check (optim_check) against a scalar float twin, bit for bit.
  */
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/parallel.h"
@@ -125,6 +127,107 @@ static void test_nonfinite_refused(void) {
     optim_free(&o);
 }
 
+/* The scalar float twin of one update, the expressions of optim.c's
+ * adam_elem written out again (the vectorised loop must store exactly
+ * these bits: no FMA contraction, exactly rounded division and sqrt). */
+static void adam_twin(float *p, float *m, float *v, const float *g, size_t n, long t, float lr, const optim_config *c,
+                      double norm) {
+    float gscale = c->clip > 0 && norm > c->clip ? (float)(c->clip / (norm + 1e-6)) : 1.0f;
+    const float b1 = c->beta1, b2 = c->beta2, wd = c->weight_decay;
+    const float bc1 = (float)(1.0 - pow(b1, (double)t)), bc2 = (float)(1.0 - pow(b2, (double)t));
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * gscale;
+        if (wd > 0 && !c->decoupled) gi += wd * p[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        float mhat = m[i] / bc1, vhat = v[i] / bc2;
+        if (wd > 0 && c->decoupled) p[i] -= lr * wd * p[i];
+        p[i] -= lr * mhat / (sqrtf(vhat) + c->eps);
+    }
+}
+
+/* optim_step_norm at sizes around the vector width and the check's blocks
+ * (4096), with Adam, Adam + L2, AdamW and clipping, on 1 and 2 threads:
+ * parameters and moments bit for bit the twin's, three updates running. */
+static void test_step_matches_twin(void) {
+    static const size_t sizes[] = {1, 15, 17, 4096 + 3, 3 * 4096 + 5};
+    for (int variant = 0; variant < 4; variant++)
+        for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++)
+            for (int th = 1; th <= 2; th++) {
+                const size_t n = sizes[si];
+                float *p = test_falloc(n), *g = test_falloc(n), *pt = test_falloc(n), *mt = test_falloc(n),
+                      *vt = test_falloc(n);
+                test_rng r = {test_seed() + 31 * si + (uint64_t)variant};
+                test_fill_normal(&r, p, n, 1.0f);
+                memcpy(pt, p, sizeof(float) * n);
+                memset(mt, 0, sizeof(float) * n);
+                memset(vt, 0, sizeof(float) * n);
+                optim_config c;
+                optim_config_default(&c);
+                c.lr = 1e-2f;
+                if (variant == 1) c.weight_decay = 0.1f;
+                if (variant == 2) c.weight_decay = 0.1f, c.decoupled = 1;
+                if (variant == 3) c.clip = 0.5f;
+                optim o;
+                CHECK(optim_create(&o, &c, n) == ICL_OK, "%s", icl_error());
+                omp_set_num_threads(th);
+                int same = 1;
+                for (int s = 1; s <= 3; s++) {
+                    test_fill_normal(&r, g, n, 2.0f);
+                    double norm = optim_grad_norm(g, n);
+                    float lr = (float)optim_lr_at(&c, o.t);
+                    CHECK(optim_check(&o, p, g, norm) == n, "a finite update flagged");
+                    CHECK(optim_step_norm(&o, p, g, norm) == ICL_OK, "%s", icl_error());
+                    adam_twin(pt, mt, vt, g, n, s, lr, &c, norm);
+                    same &= !memcmp(p, pt, sizeof(float) * n) && !memcmp(o.m, mt, sizeof(float) * n) &&
+                            !memcmp(o.v, vt, sizeof(float) * n);
+                }
+                CHECK(same, "variant %d, n %zu, %d thread(s): the update differs from the scalar twin", variant, n,
+                      th);
+                optim_free(&o);
+                free(p), free(g), free(pt), free(mt), free(vt);
+            }
+    omp_set_num_threads(2);
+}
+
+/* optim_check finds the FIRST index whose update would overflow, in any
+ * block (4096) and at any lane, on 1 and 2 threads; the step then indeed
+ * makes that element non-finite and none before it. */
+static void test_check_first(void) {
+    enum { N = 3 * 4096 + 100 };
+    static const size_t bad_sets[][3] = {{5, 9000, 12000}, {12387, 12388, N - 1}, {4095, 4096, 8191},
+                                         {8200, 8199, 100}, {0, N - 1, 7}};
+    float *p = test_falloc(N), *g = test_falloc(N);
+    for (size_t k = 0; k < sizeof bad_sets / sizeof *bad_sets; k++)
+        for (int th = 1; th <= 2; th++) {
+            test_rng r = {test_seed() + k};
+            test_fill_normal(&r, p, N, 1.0f);
+            test_fill_normal(&r, g, N, 1.0f);
+            size_t want = N;
+            for (int j = 0; j < 3; j++) {
+                g[bad_sets[k][j]] = 1e30f; /* (1 - beta2) g^2 overflows float: v becomes Inf */
+                if (bad_sets[k][j] < want) want = bad_sets[k][j];
+            }
+            optim_config c;
+            optim_config_default(&c); /* no clipping: the huge gradient reaches the moments */
+            optim o;
+            CHECK(optim_create(&o, &c, N) == ICL_OK, "%s", icl_error());
+            omp_set_num_threads(th);
+            double norm = 1.0; /* finite, as the trainer's check order guarantees; no clip applies */
+            size_t got = optim_check(&o, p, g, norm);
+            CHECK(got == want, "set %zu, %d thread(s): first bad index %zu, want %zu", k, th, got, want);
+            CHECK(optim_step_norm(&o, p, g, norm) == ICL_OK, "%s", icl_error());
+            size_t first = N;
+            for (size_t i = 0; i < N && first == N; i++)
+                if (!isfinite(p[i]) || !isfinite(o.m[i]) || !isfinite(o.v[i])) first = i;
+            CHECK(first == want, "set %zu: the step made index %zu non-finite first, the check said %zu", k, first,
+                  want);
+            optim_free(&o);
+        }
+    omp_set_num_threads(2);
+    free(p), free(g);
+}
+
 int main(int argc, char **argv) {
     test_init(argc, argv);
     par_set_min_work(0);
@@ -135,5 +238,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_norm_thread_independent);
     TEST_RUN(test_schedules);
     TEST_RUN(test_nonfinite_refused);
+    TEST_RUN(test_step_matches_twin);
+    TEST_RUN(test_check_first);
     return test_finish();
 }
