@@ -192,7 +192,7 @@ static void remove_recovery(const char *dir, char *idx) {
 
 /* icl.recover([what]) -> models: "load" (default) loads every recovered model
  * (icl.load) and then deletes the files; "list" returns their descriptions;
- * "discard" deletes them. */
+ * "discard" deletes them and returns the descriptions of what it deleted. */
 static int l_recover(lua_State *L) {
     static const char *const whats[] = {"load", "list", "discard", NULL};
     int what = luaL_checkoption(L, 1, "load", whats);
@@ -201,11 +201,6 @@ static int l_recover(lua_State *L) {
     lua_newtable(L);
     if (!idx) return 1;
     int k = 0;
-    if (what == 2) {
-        remove_recovery(dir, idx);
-        free(idx);
-        return 1;
-    }
     char *copy = strdup(idx);
     if (!copy) {
         free(idx);
@@ -217,7 +212,7 @@ static int l_recover(lua_State *L) {
         *tab = 0;
         char *desc = tab + 1, *tab2 = strchr(desc, '\t');
         if (tab2) *tab2 = 0;
-        if (what == 1) {
+        if (what != 0) { /* list, discard: what is (was) there */
             lua_pushfstring(L, "%s/%s: %s", dir, line, desc);
         } else {
             lbind_push_icl(L);
@@ -235,7 +230,7 @@ static int l_recover(lua_State *L) {
         lua_rawseti(L, -2, ++k);
     }
     free(copy);
-    if (what == 0) remove_recovery(dir, idx);
+    if (what != 1) remove_recovery(dir, idx);
     free(idx);
     return 1;
 }
@@ -257,7 +252,7 @@ void lbind_open_recovery(lua_State *L) {
                      "icl.recover([\"load\" | \"list\" | \"discard\"]) -> list: the models a session ended by SIGTERM or\n"
                      "SIGHUP (or a Ctrl-C that ended a script) saved because their training was unsaved. \"load\"\n"
                      "(default) returns them as models and deletes the files, \"list\" describes them, \"discard\" deletes\n"
-                     "them. Folder: $ICLPLAY_RECOVERY, else $XDG_STATE_HOME/iclplay/recovery, else\n"
+                     "them and returns the descriptions of what it deleted. Folder: $ICLPLAY_RECOVERY, else $XDG_STATE_HOME/iclplay/recovery, else\n"
                      "~/.local/state/iclplay/recovery.");
         lua_setfield(L, -2, "recover");
         lua_pushcfunction(L, l_terminating);

@@ -15,7 +15,8 @@
 #   status 129 and a recovery checkpoint;
 # - SIGTERM to the plain REPL at its prompt: 143, recovery written;
 # - SIGTERM to a headless `iclplay run` during training: 143, recovery;
-#   a model that was saved (not dirty) is not written;
+#   a model that was saved (not dirty) is not written; icl.recover("list")
+#   keeps it, "discard" deletes it and names what it deleted;
 # - a storm of 60 resizes (SIGWINCH) while F5 trains: the TUI still draws its
 #   panels and still answers at the prompt; after a resize, cells changed
 #   behind curses' back are painted over once the size has settled;
@@ -138,6 +139,22 @@ if [ $rc -eq 143 ] && [ -s "$REC/model-1.safetensors" ] && [ ! -e "$REC/model-2.
     ok "SIGTERM to iclplay run: status 143, only the unsaved model is recovered, stderr says so"
 else bad "SIGTERM to iclplay run: status 143, only the unsaved model is recovered, stderr says so" "rc=$rc
 $(cat "$tmp/run.err"; cat "$REC/index.tsv" 2>&1)"; fi
+
+# icl.recover("list") describes the recovered model and keeps it;
+# icl.recover("discard") deletes it and says what it deleted.
+cat > "$tmp/discard.lua" <<'EOF'
+local l = icl.recover("list")
+print("LIST", #l, l[1])
+local d = icl.recover("discard")
+print("DISCARD", #d, d[1])
+print("AFTER", #icl.recover("list"))
+EOF
+(cd "$tmp" && ICLPLAY_RECOVERY="$REC" "$EXE" run discard.lua > "$tmp/discard.out" 2>&1)
+if grep -qE "^LIST	1	.*model-1\.safetensors: .*mamba" "$tmp/discard.out" &&
+    grep -qE "^DISCARD	1	.*model-1\.safetensors: .*mamba" "$tmp/discard.out" &&
+    grep -q "^AFTER	0" "$tmp/discard.out" && [ ! -e "$REC/model-1.safetensors" ] && [ ! -e "$REC/index.tsv" ]; then
+    ok "icl.recover(\"list\") keeps the files; \"discard\" deletes them and names what it deleted"
+else bad "icl.recover(\"list\") keeps the files; \"discard\" deletes them and names what it deleted" "$(cat "$tmp/discard.out"; ls -la "$REC" 2>&1)"; fi
 
 # ---- a Lua finalizer that never returns: the second SIGTERM ends it ----------------------------------------
 # Lua runs __gc with its hooks off, so the first signal cannot stop it at an
