@@ -117,7 +117,22 @@ tmux_start() { # tmux_start SESSION CMD
     $T new-session -d -s "$SESSION" -x 100 -y 32 "$2"
 }
 
-screen() { $T capture-pane -p -t "$SESSION" 2>/dev/null; }
+# The pane's text; a capture that fails (a busy server) is tried once more.
+screen() { $T capture-pane -p -t "$SESSION" 2>/dev/null || { sleep 0.1; $T capture-pane -p -t "$SESSION" 2>/dev/null; }; }
+
+# screen_last ERE [SECONDS]: the last match of ERE on the screen, waiting up
+# to SECONDS (5) for one: a value read right after wait_re saw it can miss
+# one capture (a repaint, a busy tmux), which made a test read "".
+screen_last() {
+    tl_i=$(( ${2:-5} * 10 ))
+    while [ $tl_i -gt 0 ]; do
+        tl_m=$(screen | grep -oE -- "$1" | tail -1)
+        [ -n "$tl_m" ] && { printf '%s\n' "$tl_m"; return 0; }
+        sleep 0.1
+        tl_i=$((tl_i - 1))
+    done
+    return 1
+}
 
 wait_for() {
     tl_i=$(( ${2:-10} * 10 ))

@@ -54,7 +54,7 @@ start "'$EXE'"
 if wait_for "│ prompt" 30; then
     type_line 'tr:step(3); print(string.format("SUM=%.9g", m:param("read_out.weight"):sum()))'
     if wait_re "SUM=[-0-9]" 30; then
-        sum1=$(screen | grep -oE 'SUM=[-0-9][-0-9.e+]*' | tail -1 | sed 's/SUM=//')
+        sum1=$(screen_last 'SUM=[-0-9][-0-9.e+]*' | sed 's/SUM=//')
         kill -TERM "$(pid)"
         if wait_for "exited rc=143" 20; then ok "SIGTERM ends the TUI with status 143"
         else bad "SIGTERM ends the TUI with status 143" "$(screen)"; fi
@@ -68,7 +68,7 @@ if wait_for "│ prompt" 30; then
             ok "the next start offers the recovered model"
             type_line 'r = icl.recover(); print(string.format("REC=%d %.9g", #r, r[1]:param("read_out.weight"):sum()))'
             if wait_re "REC=1 [-0-9]" 20; then
-                sum2=$(screen | grep -oE 'REC=1 [-0-9][-0-9.e+]*' | tail -1 | sed 's/^REC=1 //')
+                sum2=$(screen_last 'REC=1 [-0-9][-0-9.e+]*' | sed 's/^REC=1 //')
                 if [ "$sum1" = "$sum2" ]; then ok "icl.recover() gives back the same weights ($sum1)"
                 else bad "icl.recover() gives back the same weights ($sum1 vs $sum2)"; fi
                 if [ ! -e "$REC/index.tsv" ] && [ ! -e "$REC/model-1.safetensors" ]; then
