@@ -165,17 +165,18 @@ static void apply_block(adam_consts k, float *restrict P, const float *restrict 
 
 static inline int all_finite(float p, float m, float v) { return isfinite(p) & isfinite(m) & isfinite(v); }
 
-#define CHECK_BLOCK 4096
+/* Elements per block of the check and of the update (a parallel loop runs over blocks). */
+#define OPTIM_BLOCK 4096
 
 size_t optim_check(const optim *o, const float *params, const float *grads, double norm) {
     const adam_consts k = consts_of(o, norm);
-    const size_t n = o->n, nb = (n + CHECK_BLOCK - 1) / CHECK_BLOCK;
+    const size_t n = o->n, nb = (n + OPTIM_BLOCK - 1) / OPTIM_BLOCK;
     const float *restrict P = params, *restrict G = grads, *restrict M = o->m, *restrict V = o->v;
     size_t first = n;
     /* a vectorised pass flags a block; only a flagged block is searched for its first index */
 #pragma omp parallel for schedule(static) reduction(min : first) if (n >= OPTIM_MIN_PARALLEL)
     for (size_t b = 0; b < nb; b++) {
-        const size_t lo = b * CHECK_BLOCK, hi = lo + CHECK_BLOCK < n ? lo + CHECK_BLOCK : n;
+        const size_t lo = b * OPTIM_BLOCK, hi = lo + OPTIM_BLOCK < n ? lo + OPTIM_BLOCK : n;
         int ok = 1;
 #pragma omp simd reduction(& : ok)
         for (size_t i = lo; i < hi; i++) {
@@ -203,10 +204,10 @@ icl_status optim_step_norm(optim *o, float *params, const float *grads, double n
     const adam_consts k = consts_of(o, norm);
     o->last_lr = optim_lr_at(&o->cfg, o->t);
     o->t++;
-    const size_t n = o->n, nb = (n + CHECK_BLOCK - 1) / CHECK_BLOCK;
+    const size_t n = o->n, nb = (n + OPTIM_BLOCK - 1) / OPTIM_BLOCK;
 #pragma omp parallel for schedule(static) if (n >= OPTIM_MIN_PARALLEL)
     for (size_t b = 0; b < nb; b++) {
-        const size_t lo = b * CHECK_BLOCK, hi = lo + CHECK_BLOCK < n ? lo + CHECK_BLOCK : n;
+        const size_t lo = b * OPTIM_BLOCK, hi = lo + OPTIM_BLOCK < n ? lo + OPTIM_BLOCK : n;
         apply_block(k, params + lo, grads + lo, o->m + lo, o->v + lo, hi - lo);
     }
     return ICL_OK;
