@@ -102,6 +102,11 @@ static inline v16 v16_load_w(const float *p, int w) {
 }
 static inline void v16_store_w(float *p, v16 v, int w) { memcpy(p, &v, sizeof(float) * (size_t)w); }
 
+/* (a0 x0 + a1 x1) + (a2 x2 + a3 x3): four keys' terms, in axpy4_f's order. */
+static inline v16 sum4(float a0, float a1, float a2, float a3, v16 x0, v16 x1, v16 x2, v16 x3) {
+    return (((v16){0} + a0) * x0 + ((v16){0} + a1) * x1) + (((v16){0} + a2) * x2 + ((v16){0} + a3) * x3);
+}
+
 /* axpy4_f over the keys 0..nk-1 (nk a multiple of 4) for four rows at once:
  * y_j += a_j[k..k+3] . x[k..k+3] group after group, row j at y + j ldy with
  * weights a + j lda, x's rows ldx apart. Each y row stays in a register
@@ -118,13 +123,11 @@ static void axpy4_rows4(float *y, size_t ldy, const float *a, size_t lda, const 
             const float *xk = x + (size_t)k * ldx + c0;
             const v16 x0 = v16_load_w(xk, w), x1 = v16_load_w(xk + ldx, w), x2 = v16_load_w(xk + 2 * ldx, w),
                       x3 = v16_load_w(xk + 3 * ldx, w);
-#define ATT_AXPY4(yj, aj)                                                                                          \
-    yj += (((v16){0} + (aj)[0]) * x0 + ((v16){0} + (aj)[1]) * x1) + (((v16){0} + (aj)[2]) * x2 + ((v16){0} + (aj)[3]) * x3)
-            ATT_AXPY4(y0, a + k);
-            ATT_AXPY4(y1, a + lda + k);
-            ATT_AXPY4(y2, a + 2 * lda + k);
-            ATT_AXPY4(y3, a + 3 * lda + k);
-#undef ATT_AXPY4
+            const float *a0 = a + k, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+            y0 += sum4(a0[0], a0[1], a0[2], a0[3], x0, x1, x2, x3);
+            y1 += sum4(a1[0], a1[1], a1[2], a1[3], x0, x1, x2, x3);
+            y2 += sum4(a2[0], a2[1], a2[2], a2[3], x0, x1, x2, x3);
+            y3 += sum4(a3[0], a3[1], a3[2], a3[3], x0, x1, x2, x3);
         }
         v16_store_w(y + c0, y0, w);
         v16_store_w(y + ldy + c0, y1, w);
@@ -146,10 +149,27 @@ static void axpy4_keys(float *y, size_t ldy, const float *w, size_t lw, const fl
         for (int t2 = 0; t2 < nk; t2++) {
             float *yt = y + (size_t)t2 * ldy + c0;
             v16 yv = v16_load_w(yt, wd);
-            yv += (((v16){0} + w[t2]) * x0 + ((v16){0} + w[lw + t2]) * x1) +
-                  (((v16){0} + w[2 * lw + t2]) * x2 + ((v16){0} + w[3 * lw + t2]) * x3);
+            yv += sum4(w[t2], w[lw + t2], w[2 * lw + t2], w[3 * lw + t2], x0, x1, x2, x3);
             v16_store_w(yt, yv, wd);
         }
+    }
+}
+
+/* y_j += sum_{t2 <= r + j} w_j[t2] x[t2] for the g rows j < g of the query
+ * group starting at row r (g = ATT_ROWS, r then a multiple of 4, or g = 1):
+ * y_j at y + j ldy, w_j at w + j lw, x's rows ldx apart. Each row adds its
+ * keys in fours from t2 = 0 (axpy4_f's order), the keys before the group
+ * for all four rows at once (axpy4_rows4), the rest row by row. Forward's
+ * out (w = P, x = v) and backward's dq (w = dS, x = k). */
+static inline void rows_gather(float *y, size_t ldy, const float *w, size_t lw, const float *x, size_t ldx, int r, int g,
+                        int hs) {
+    if (g == ATT_ROWS) axpy4_rows4(y, ldy, w, lw, x, ldx, r, hs);
+    for (int j = 0; j < g; j++) {
+        float *yj = y + (size_t)j * ldy;
+        const float *wj = w + (size_t)j * lw;
+        int t2 = g == ATT_ROWS ? r : 0;
+        for (; t2 + 4 <= r + j + 1; t2 += 4) axpy4_f(yj, wj + t2, x + (size_t)t2 * ldx, ldx, hs);
+        for (; t2 <= r + j; t2++) axpy_f(yj, wj[t2], x + (size_t)t2 * ldx, hs);
     }
 }
 
@@ -246,19 +266,12 @@ static void attention_forward_impl(float *out, float *att, const float *qkv, int
              * of four rows (done by the group's last row: the keys before
              * the group for all four rows at once), the rows after the last
              * whole group one at a time */
-            const int g = t1 % 4 == 3 ? 4 : t1 >= T / 4 * 4 ? 1 : 0, r0 = t1 + 1 - g;
-            const float *v = base + 2 * (size_t)C;
+            const int g = t1 % ATT_ROWS == ATT_ROWS - 1 ? ATT_ROWS : t1 >= T / ATT_ROWS * ATT_ROWS ? 1 : 0;
+            const int r0 = t1 + 1 - g;
             float *o0 = out + ((size_t)b * T + r0) * C + (size_t)h * hs;
             for (int j = 0; j < g; j++)
                 for (int i = 0; i < hs; i++) o0[(size_t)j * C + i] = 0.0f;
-            if (g == 4) axpy4_rows4(o0, (size_t)C, att_bh + (size_t)r0 * T, (size_t)T, v, C3, r0, hs);
-            for (int j = 0; j < g; j++) {
-                float *o = o0 + (size_t)j * C;
-                const float *pr = att_bh + (size_t)(r0 + j) * T;
-                int t2 = g == 4 ? r0 : 0;
-                for (; t2 + 4 <= r0 + j + 1; t2 += 4) axpy4_f(o, pr + t2, v + (size_t)t2 * C3, C3, hs);
-                for (; t2 <= r0 + j; t2++) axpy_f(o, pr[t2], v + (size_t)t2 * C3, hs);
-            }
+            rows_gather(o0, (size_t)C, att_bh + (size_t)r0 * T, (size_t)T, base + 2 * (size_t)C, C3, r0, g, hs);
         }
     }
 }
@@ -344,16 +357,7 @@ static void attention_backward_impl(float *dqkv, const float *dout, const float 
                 }
             }
             /* pass 3: dq[t1] += sum over keys of dS[t2] k[t2] */
-            if (g == ATT_ROWS) /* the keys before the group, for its four rows at once */
-                axpy4_rows4(dbase + (size_t)r * C3, C3, ds, (size_t)Tp, k, C3, r, hs);
-            for (int j = 0; j < g; j++) {
-                float *dq = dbase + (size_t)(r + j) * C3;
-                const float *dsj = ds + (size_t)j * Tp;
-                const int n = r + j + 1;
-                int t2 = g == ATT_ROWS ? r : 0;
-                for (; t2 + 4 <= n; t2 += 4) axpy4_f(dq, dsj + t2, k + (size_t)t2 * C3, C3, hs);
-                for (; t2 < n; t2++) axpy_f(dq, dsj[t2], k + (size_t)t2 * C3, hs);
-            }
+            rows_gather(dbase + (size_t)r * C3, C3, ds, (size_t)Tp, k, C3, r, g, hs);
             r += g;
         }
     }

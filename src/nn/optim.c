@@ -213,6 +213,6 @@ icl_status optim_step_norm(optim *o, float *params, const float *grads, double n
     return ICL_OK;
 }
 
-icl_status optim_step(optim *o, float *params, float *grads) {
+icl_status optim_step(optim *o, float *params, const float *grads) {
     return optim_step_norm(o, params, grads, optim_grad_norm(grads, o->n));
 }

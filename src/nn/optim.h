@@ -51,7 +51,7 @@ double optim_grad_norm(const float *g, size_t n);
 /* One update with g scaled to the clip if configured (g itself is not
  * written), then Adam(W). Returns ICL_ERR_NUMERIC (and changes nothing) if
  * the gradient norm is not finite. */
-icl_status optim_step(optim *o, float *params, float *grads);
+icl_status optim_step(optim *o, float *params, const float *grads);
 /* The same with the gradient norm already computed (optim_grad_norm of
  * grads): the trainer computes it once for its checks and the update. */
 icl_status optim_step_norm(optim *o, float *params, const float *grads, double norm);
