@@ -6,7 +6,8 @@
  *   u      = LN(res)                          (B,T,D)
  *   [x|z]  = u W_in^T                         (B,T,2E)
  *   xs     = SiLU(conv1d_causal(x) + b_conv)  (B,T,E)
- *   K      = s4d_kernel(log_dt, A, C)         (E,T)   core/s4d.c
+ *   K      = s4d_kernel(log_dt, A, C)         (E,T)   core/s4d.c, formed by model.c
+ *                                                          once per step for all shards
  *   y      = K * xs + D xs                    (B,T,E) causal long convolution
  *   yg     = y * z                            (B,T,E) (no SiLU on z)
  *   res'   = res + yg W_out^T
@@ -24,13 +25,12 @@
 #include "nn/model_internal.h"
 
 void s4mamba_block_forward(const model *m, block *bl, float *res_out, const float *res_in, int B, int T) {
-    const int D = m->D, E = m->E, K = m->K, Nh = m->Nh, BT = B * T;
+    const int D = m->D, E = m->E, K = m->K, BT = B * T;
     float *const *P = bl->p;
     layernorm_forward(bl->ln_out, bl->ln_mean, bl->ln_rstd, res_in, P[S4_LN_W], P[S4_LN_B], BT, D);
     blas_gemm(0, 1, BT, 2 * E, D, 1.0f, bl->ln_out, D, P[S4_IN_W], D, 0.0f, bl->xz, 2 * E);
     conv1d_silu_forward(bl->xs, bl->xc, bl->xz, 2 * E, P[S4_CONV_W], P[S4_CONV_B], B, T, E, K);
-    /* the kernel has one tap per lag; its length is this forward's T */
-    s4d_kernel_forward(bl->kern, P[S4_LOG_DT], P[S4_LOG_A_RE], P[S4_A_IM], P[S4_C], E, Nh, T);
+    /* bl->kern: one tap per lag, this forward's T of them (model.c formed it) */
     s4d_conv_forward(bl->y, bl->xs, bl->kern, P[S4_D], B, T, E, T);
     for (size_t i = 0; i < (size_t)BT; i++) {
         const float *z = bl->xz + i * 2 * E + E;
@@ -41,7 +41,7 @@ void s4mamba_block_forward(const model *m, block *bl, float *res_out, const floa
 
 void s4mamba_block_backward(const model *m, block *bl, float *dres, const float *res_in, const block_scratch *s,
                             int B, int T) {
-    const int D = m->D, E = m->E, K = m->K, Nh = m->Nh, BT = B * T;
+    const int D = m->D, E = m->E, K = m->K, BT = B * T;
     const size_t BTE = (size_t)BT * E;
     float *const *P = bl->p, *const *G = bl->g;
     float *dxz = s->d1, *dxc = s->e[0], *dxs = s->e[1], *dy = s->e[3], *dyg = s->e[4];
@@ -58,12 +58,11 @@ void s4mamba_block_backward(const model *m, block *bl, float *dres, const float 
             dxz[i * 2 * E + E + c] = dyg[i * E + c] * bl->y[i * E + c];
         }
     }
-    /* long convolution, then the kernel's parameters */
+    /* long convolution; dK stays in bl->dkern, and model.c takes it to the
+     * kernel's parameters once the shards are done */
     memset(dxs, 0, sizeof(float) * BTE);
-    memset(s->dkern, 0, sizeof(float) * (size_t)E * T);
-    s4d_conv_backward(dxs, s->dkern, G[S4_D], dy, bl->xs, bl->kern, P[S4_D], B, T, E, T);
-    s4d_kernel_backward(G[S4_LOG_DT], G[S4_LOG_A_RE], G[S4_A_IM], G[S4_C], s->dkern, P[S4_LOG_DT], P[S4_LOG_A_RE],
-                        P[S4_A_IM], P[S4_C], E, Nh, T);
+    memset(bl->dkern, 0, sizeof(float) * (size_t)E * T);
+    s4d_conv_backward(dxs, bl->dkern, G[S4_D], dy, bl->xs, bl->kern, P[S4_D], B, T, E, T);
     /* xs = silu(xc); xc = conv1d(x): dxc is the kernel's scratch */
     conv1d_silu_backward(dxz, 2 * E, G[S4_CONV_W], G[S4_CONV_B], dxc, dxs, bl->xc, bl->xz, 2 * E, P[S4_CONV_W], B, T,
                          E, K);

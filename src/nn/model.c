@@ -23,6 +23,7 @@
 #include "core/blas.h"
 #include "core/budget.h"
 #include "core/delta.h"
+#include "core/s4d.h"
 #include "core/layernorm.h"
 #include "core/parallel.h"
 #include "core/scan.h"
@@ -343,7 +344,7 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
     float *lnf_rstd = carve(c, BT);
     float *out = carve(c, mul_sat(BT, (size_t)s->n_out));
     size_t w1 = 0, w2 = 0;
-    int any_ssm = 0, any_s4 = 0, any_mamba = 0, any_attn = 0;
+    int any_ssm = 0, any_mamba = 0, any_attn = 0;
     for (int i = 0; i < s->n_blocks; i++) {
         block *bl = m ? &m->blocks[i] : &counting;
         bl->ln_out = carve(c, mul_sat(BT, D));
@@ -380,7 +381,7 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
                 any_mamba = 1;
             } else {
                 bl->kern = carve(c, mul_sat(E, (size_t)T));
-                any_s4 = 1;
+                bl->dkern = carve(c, mul_sat(E, (size_t)T));
             }
             if (2 * E > w1) w1 = 2 * E;
             any_ssm = 1;
@@ -396,32 +397,29 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
     float *d_e[8] = {NULL};
     if (any_ssm)
         for (int k = 0; k < 5; k++) d_e[k] = carve(c, mul_sat(BT, E));
-    if (any_s4) d_e[6] = carve(c, mul_sat(E, (size_t)T));
     float *scan_scratch = any_mamba ? carve(c, scan_scratch_floats(B, T, (int)E, (int)N, nthreads)) : NULL;
     float *delta_scratch = any_mamba ? carve(c, delta_scratch_floats((int)BT, (int)E, (int)R)) : NULL;
     float *att_scratch = any_attn ? carve(c, attention_scratch_floats(T, (int)D, (int)NH, nthreads)) : NULL;
-    /* What shards 1..nthreads-1 do not share with shard 0 (model_shard.c):
-     * gradients and the scratch that kernels index by thread or by call,
-     * each for one thread and the largest share of the batch a shard can get
-     * (half of it: fewer threads than reserved for make fewer, larger shards) */
+    /* What shards 1.. do not share with shard 0 (model_shard.c): gradients
+     * and the scratch that kernels index by thread or by call, each for one
+     * thread and the largest share of the batch a shard can get (half of it:
+     * fewer threads than reserved for make fewer, larger shards) */
     const size_t Bs = ((size_t)B + 1) / 2;
-    for (int k = 1; k < nthreads; k++) {
+    for (int k = 1; k < model_shard_max(nthreads); k++) {
         model_shard *sh = m ? &m->shards[k - 1] : NULL;
         float *g = carve(c, model_param_count(s));
         float *ss = any_mamba ? carve(c, scan_scratch_floats((int)Bs, T, (int)E, (int)N, 1)) : NULL;
         float *ds = any_mamba ? carve(c, delta_scratch_floats((int)(Bs * (size_t)T), (int)E, (int)R)) : NULL;
         float *as = any_attn ? carve(c, attention_scratch_floats(T, (int)D, (int)NH, 1)) : NULL;
-        float *dk = any_s4 ? carve(c, mul_sat(E, (size_t)T)) : NULL;
         for (int i = 0; i < s->n_blocks; i++) {
-            float *kern = s->blocks[i] == BLOCK_S4MAMBA ? carve(c, mul_sat(E, (size_t)T)) : NULL;
-            if (sh) sh->blocks[i].kern = kern;
+            float *dkern = s->blocks[i] == BLOCK_S4MAMBA ? carve(c, mul_sat(E, (size_t)T)) : NULL;
+            if (sh) sh->blocks[i].dkern = dkern;
         }
         if (sh) { /* model_shard_views_init keeps these when it copies the model in */
             sh->v.grads = g;
             sh->v.scan_scratch = ss;
             sh->v.delta_scratch = ds;
             sh->v.att_scratch = as;
-            sh->v.d_e[6] = dk;
         }
     }
     if (!m) return;
@@ -500,7 +498,7 @@ icl_status model_reserve(model *m, int B, int T) {
     m->arena_floats = used;
     m->res = res;
     m->nthreads = nthreads;
-    m->nshards = nthreads > 1 ? nthreads : 1;
+    m->nshards = model_shard_max(nthreads);
     model_shard_table_init(m, shards);
     carver real = {arena, 0};
     carve_all(&m->spec, m, &real, B, T, nthreads);
@@ -513,6 +511,38 @@ icl_status model_reserve(model *m, int B, int T) {
 }
 
 /* ---- forward and backward ----------------------------------------------- */
+
+/* The S4D kernel of every S4-Mamba block, from its parameters: once per
+ * forward, before the shards, which all read it. */
+void model_s4_kernels_forward(model *m, int T) {
+    for (int i = 0; i < m->spec.n_blocks; i++) {
+        block *bl = &m->blocks[i];
+        float *const *P = bl->p;
+        if (bl->kind == BLOCK_S4MAMBA)
+            s4d_kernel_forward(bl->kern, P[S4_LOG_DT], P[S4_LOG_A_RE], P[S4_A_IM], P[S4_C], m->E, m->Nh, T);
+    }
+}
+
+/* The kernel parameters' gradients from dK: the shards' dkern added in
+ * shard order into the model's (shard 0's), then one kernel backward per
+ * block. A kernel backward per shard made a small S4-Mamba step with six
+ * shards 1.2x slower (it is as costly as the kernel itself). */
+void model_s4_kernels_backward(model *m, int ns) {
+    const size_t n = (size_t)m->E * m->T;
+    for (int i = 0; i < m->spec.n_blocks; i++) {
+        block *bl = &m->blocks[i];
+        if (bl->kind != BLOCK_S4MAMBA) continue;
+        for (int k = 1; k < ns; k++) {
+            const float *restrict d = m->shards[k - 1].blocks[i].dkern;
+            float *restrict acc = bl->dkern;
+#pragma omp simd
+            for (size_t j = 0; j < n; j++) acc[j] += d[j];
+        }
+        float *const *P = bl->p, *const *G = bl->g;
+        s4d_kernel_backward(G[S4_LOG_DT], G[S4_LOG_A_RE], G[S4_A_IM], G[S4_C], bl->dkern, P[S4_LOG_DT],
+                            P[S4_LOG_A_RE], P[S4_A_IM], P[S4_C], m->E, m->Nh, m->T);
+    }
+}
 
 void model_rows_forward(model *v, const float *x, const int *tok, int B, int T) {
     const model_spec *s = &v->spec;
@@ -572,9 +602,14 @@ icl_status model_forward(model *m, const float *x, const int *tok, int B, int T)
     } else if (!x) {
         return icl_fail(ICL_ERR_ARG, "forward: this model reads continuous tokens, but none were given");
     }
-    int ns = model_shard_count(m, B);
-    if (ns > 1) model_shard_forward(m, x, tok, B, T, ns);
-    else model_rows_forward(m, x, tok, B, T);
+    int start[MODEL_SHARDS_MAX + 1];
+    int ns = model_shard_plan(m, B, start);
+    if (ns > 1) {
+        model_shard_forward(m, x, tok, T, start, ns, model_shard_threads(ns));
+    } else {
+        model_s4_kernels_forward(m, T);
+        model_rows_forward(m, x, tok, B, T);
+    }
     m->B = B;
     m->T = T;
     m->last_x = x;
@@ -587,8 +622,7 @@ void model_rows_backward(model *v, const float *dout, int B, int T) {
     const model_spec *s = &v->spec;
     const int D = v->D;
     const size_t BT = (size_t)B * T;
-    block_scratch sc = {v->dln, v->d_big1, v->d_big2, {v->d_e[0], v->d_e[1], v->d_e[2], v->d_e[3], v->d_e[4]},
-                        v->d_e[6]};
+    block_scratch sc = {v->dln, v->d_big1, v->d_big2, {v->d_e[0], v->d_e[1], v->d_e[2], v->d_e[3], v->d_e[4]}};
     /* read-out and final norm */
     linear_backward(v->dln, v->g_ro_w, v->g_ro_b, dout, v->lnf_out, v->ro_w, (int)BT, D, s->n_out);
     memset(v->dres, 0, sizeof(float) * BT * D);
@@ -628,8 +662,12 @@ void model_rows_backward(model *v, const float *dout, int B, int T) {
 
 icl_status model_backward(model *m, const float *dout) {
     if (m->B == 0) return icl_fail(ICL_ERR_ARG, "backward: no forward pass to go back through");
-    if (m->last_shards > 1) model_shard_backward(m, dout, m->last_shards);
-    else model_rows_backward(m, dout, m->B, m->T);
+    if (m->last_shards > 1) {
+        model_shard_backward(m, dout, m->last_shards, model_shard_threads(m->last_shards));
+    } else {
+        model_rows_backward(m, dout, m->B, m->T);
+        model_s4_kernels_backward(m, 1);
+    }
     return ICL_OK;
 }
 

@@ -47,7 +47,11 @@ struct block {
     float *dt_pre;   /* mamba (B,T,E) W_dt delta_low + b_dt                     */
     float *delta;    /* mamba (B,T,E) softplus(dt_pre)                          */
     float *hck;      /* mamba (B,ceil(T/L)-1,N,E) scan checkpoints (core/scan.h) */
-    float *kern;     /* s4mamba (E,T) the S4D convolution kernel                */
+    float *kern;     /* s4mamba (E,T) the S4D convolution kernel, formed once per
+                      * forward by model_forward (shard views share it)          */
+    float *dkern;    /* s4mamba (E,T) its gradient over this shard's sequences;
+                      * model_backward turns the shards' sum into the kernel
+                      * parameters' gradients (one kernel backward per step)    */
     float *y;        /* (B,T,E) SSM output                                      */
     float *yg;       /* (B,T,E) gated: y * SiLU(z) (mamba) or y * z (s4mamba)   */
 };
@@ -58,7 +62,6 @@ typedef struct {
     float *d1;    /* (B,T,W1)  W1 = max(3D, 4D, 2E): dqkv, dfc, dxz  */
     float *d2;    /* (B,T,W2)  W2 = max(D, 4D, R+2N): datty, dfcg, ddbc */
     float *e[5];  /* (B,T,E)   mamba: dxc, dxs, ddelta, dy, dyg; s4: dxc, dxs, -, dy, dyg */
-    float *dkern; /* (E,T)     s4mamba                                */
 } block_scratch;
 
 /* One shard's view of the model (model_shard.c): a copy of the model struct
@@ -66,9 +69,9 @@ typedef struct {
  * the batch and whose gradient pointers address the shard's own gradient
  * block, added into m->grads after the backward. */
 typedef struct model_shard {
-    model v;       /* v.grads, v.scan_scratch, v.delta_scratch, v.att_scratch and
-                    * v.d_e[6] (dkern) are the shard's own, carved by carve_all */
-    block *blocks; /* v.blocks (n_blocks); an S4-Mamba block's kern is the shard's own */
+    model v;       /* v.grads, v.scan_scratch, v.delta_scratch and v.att_scratch
+                    * are the shard's own, carved by carve_all */
+    block *blocks; /* v.blocks (n_blocks); an S4-Mamba block's dkern is the shard's own */
     float **res;   /* v.res (n_blocks + 1) */
     int b0, nb;    /* its sequences in the last bind */
 } model_shard;
@@ -79,13 +82,33 @@ size_t model_shard_table_bytes(const model_spec *s, int nthreads);
 void model_shard_table_init(model *m, void *table);
 /* Copies the model into each view (after the arena is carved). */
 void model_shard_views_init(model *m);
-/* Shards for a batch of B sequences now (1: run unsharded). */
-int model_shard_count(const model *m, int B);
-void model_shard_forward(model *m, const float *x, const int *tok, int B, int T, int ns);
-void model_shard_backward(model *m, const float *dout, int ns);
+/* Shards a model reserved for nthreads threads has room for; layouts use
+ * at most MODEL_SHARD_THREADS_MAX threads, so at most MODEL_SHARDS_MAX
+ * shards (a bound for the callers' start arrays). */
+#define MODEL_SHARD_THREADS_MAX 256
+#define MODEL_SHARDS_MAX (3 * MODEL_SHARD_THREADS_MAX)
+int model_shard_max(int nthreads);
+/* The shards of B sequences on nt threads: shard k is sequences [start[k],
+ * start[k + 1]); returns their count ns (<= model_shard_max(nt)), start
+ * needs ns + 1 entries. */
+int model_shard_layout(int B, int nt, int *start);
+/* The layout for a batch of B sequences now (1: run unsharded). */
+int model_shard_plan(const model *m, int B, int *start);
+/* Threads for a region of ns shards: the pool's, at most ns. */
+int model_shard_threads(int ns);
+/* Forward and backward of the shards of `start` on nt threads; each thread
+ * claims the next shard when it is free. The results do not depend on nt
+ * or on which thread ran which shard. */
+void model_shard_forward(model *m, const float *x, const int *tok, int T, const int *start, int ns, int nt);
+void model_shard_backward(model *m, const float *dout, int ns, int nt);
 /* The forward and backward of sequences [0, B) of a model or a view
  * (model.c): what model_forward/model_backward run after their checks. */
 void model_rows_forward(model *v, const float *x, const int *tok, int B, int T);
+/* The S4D kernel of every S4-Mamba block from its parameters, before the
+ * rows' forward; after the rows' backward, the kernel parameters' gradients
+ * from the ns shards' dkern (model.c). */
+void model_s4_kernels_forward(model *m, int T);
+void model_s4_kernels_backward(model *m, int ns);
 void model_rows_backward(model *v, const float *dout, int B, int T);
 
 void attn_block_forward(const model *m, block *bl, float *res_out, const float *res_in, int B, int T);

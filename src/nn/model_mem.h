@@ -35,9 +35,9 @@ size_t model_spec_create_bytes(const model_spec *s);
 /* The two Adam moments an optimiser adds (optim_create: 2 x 4 bytes per parameter). */
 size_t model_spec_adam_bytes(const model_spec *s);
 /* What model_reserve(B, T) allocates when the model is run by `nthreads`
- * OpenMP threads: the activation arena (with each extra thread's shard
- * gradients and scratch, nn/model_shard.c), the residual-stream table and
- * the shard views. */
+ * OpenMP threads: the activation arena (with the gradients and scratch of
+ * every shard but the first, three shards per thread, nn/model_shard.c),
+ * the residual-stream table and the shard views. */
 size_t model_spec_reserve_bytes(const model_spec *s, int B, int T, int nthreads);
 
 #endif

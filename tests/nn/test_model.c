@@ -273,7 +273,8 @@ static void shards_match(const char *arch) {
      * the reservation made three of 1-2 (each shard's scratch must hold the
      * larger share; ASan sees an overrun) */
     omp_set_num_threads(3);
-    CHECK(model_reserve(m, B, T) == ICL_OK && m->nshards == 3, "reserve at 3 threads: %s", icl_error());
+    CHECK(model_reserve(m, B, T) == ICL_OK && m->nshards == model_shard_max(3), "reserve at 3 threads: %s",
+          icl_error());
     omp_set_num_threads(2);
     CHECK(model_forward(m, x, NULL, B, T) == ICL_OK && m->last_shards == 2, "%s: forward at 2 of 3", arch);
     model_zero_grad(m);
@@ -291,6 +292,80 @@ static void shards_match(const char *arch) {
 static void test_shards_match(void) {
     const char *archs[] = {"transformer", "mamba", "s4mamba", "hybrid", "mambaformer"};
     for (size_t a = 0; a < sizeof archs / sizeof *archs; a++) shards_match(archs[a]);
+}
+
+/* The layout: every sequence in exactly one shard, in order, none empty, no
+ * more shards than reserved and none larger than a shard's scratch holds
+ * (half the batch); big batches get nt big shards first, then 2 nt small
+ * ones; the README's example (B = 64 on 2 threads: 24 24 4 4 4 4). */
+static void test_shard_layout(void) {
+    int start[MODEL_SHARDS_MAX + 1];
+    for (int nt = 1; nt <= 5; nt++)
+        for (int B = 1; B <= 300; B++) {
+            int ns = model_shard_layout(B, nt, start), bad = 0;
+            bad |= ns < 1 || ns > model_shard_max(nt) || start[0] != 0 || start[ns] != B;
+            for (int k = 0; k < ns && !bad; k++) {
+                int n = start[k + 1] - start[k];
+                bad |= n < 1 || (nt > 1 && n > (B + 1) / 2);
+                if (k >= nt && k > 0) bad |= n > start[1] - start[0]; /* small after big */
+            }
+            bad |= nt > 1 && B >= 8 * nt && ns != 3 * nt;
+            bad |= (nt == 1 || B == 1) && ns != 1;
+            CHECK(!bad, "layout of B = %d on %d threads: %d shards, starts %d %d %d ... %d", B, nt, ns, start[0],
+                  start[1], ns > 1 ? start[2] : -1, start[ns]);
+        }
+    int ns = model_shard_layout(64, 2, start);
+    const int want[] = {0, 24, 48, 52, 56, 60, 64};
+    CHECK(ns == 6 && !memcmp(start, want, sizeof want), "B = 64 on 2 threads: %d shards, %d %d %d ...", ns,
+          start[0], start[1], start[2]);
+}
+
+/* Which thread runs which shard changes no bit: a step whose shards the
+ * threads claimed (2 threads) against the same layout run on one thread,
+ * shard after shard, for a batch big enough for small shards (B = 16 on 2
+ * threads: 6 6 1 1 1 1). Both agree with the unsharded step up to rounding. */
+static void shard_any_thread(const char *arch) {
+    enum { B = 16, T = 7 };
+    model *m = tiny(arch, 2, test_seed() + 17);
+    if (!m) return;
+    const size_t np = m->n_params, no = (size_t)B * T * m->spec.n_out;
+    test_rng r = {test_seed() ^ 0x7A11};
+    float x[B * T * 3], dout[B * T * 2];
+    test_fill_normal(&r, x, (size_t)B * T * m->spec.n_dims, 1.0f);
+    test_fill_normal(&r, dout, no, 1.0f);
+    float *out1 = test_falloc(no), *g1 = test_falloc(np), *out2 = test_falloc(no), *g2 = test_falloc(np);
+    omp_set_num_threads(1);
+    CHECK(model_reserve(m, B, T) == ICL_OK && model_forward(m, x, NULL, B, T) == ICL_OK && m->last_shards == 1,
+          "%s: unsharded forward: %s", arch, icl_error());
+    model_zero_grad(m);
+    CHECK(model_backward(m, dout) == ICL_OK, "backward: %s", icl_error());
+    memcpy(out1, m->out, no * sizeof(float)), memcpy(g1, m->grads, np * sizeof(float));
+    omp_set_num_threads(2);
+    CHECK(model_reserve(m, B, T) == ICL_OK, "reserve: %s", icl_error());
+    CHECK(model_forward(m, x, NULL, B, T) == ICL_OK && m->last_shards == 6, "%s: %d shards, not 6", arch,
+          m->last_shards);
+    model_zero_grad(m);
+    CHECK(model_backward(m, dout) == ICL_OK, "backward: %s", icl_error());
+    memcpy(out2, m->out, no * sizeof(float)), memcpy(g2, m->grads, np * sizeof(float));
+    CHECK(test_allclose("out, 6 shards vs none", out2, out1, no, 1e-5, 1e-6), "%s: outputs", arch);
+    CHECK(test_allclose("grads, 6 shards vs none", g2, g1, np, 1e-4, 1e-6), "%s: gradients", arch);
+    int start[MODEL_SHARDS_MAX + 1];
+    int ns = model_shard_plan(m, B, start);
+    CHECK(ns == 6, "%s: plan of %d shards", arch, ns);
+    memset(m->out, 0, no * sizeof(float));
+    model_shard_forward(m, x, NULL, T, start, ns, 1);
+    model_zero_grad(m);
+    model_shard_backward(m, dout, ns, 1);
+    CHECK(!memcmp(out2, m->out, no * sizeof(float)), "%s: out differs when one thread runs the shards", arch);
+    CHECK(!memcmp(g2, m->grads, np * sizeof(float)), "%s: gradients differ when one thread runs the shards", arch);
+    omp_set_num_threads(1);
+    free(out1), free(g1), free(out2), free(g2);
+    model_free(m);
+}
+
+static void test_shard_any_thread(void) {
+    const char *archs[] = {"transformer", "mamba", "s4mamba", "hybrid", "mambaformer"};
+    for (size_t a = 0; a < sizeof archs / sizeof *archs; a++) shard_any_thread(archs[a]);
 }
 
 /* SPEC.md 3.6: parameter counts computed from the paper code's shapes. */
@@ -495,5 +570,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_probes_and_limits);
     TEST_RUN(test_gradcheck_sharded);
     TEST_RUN(test_shards_match);
+    TEST_RUN(test_shard_layout);
+    TEST_RUN(test_shard_any_thread);
     return test_finish();
 }
