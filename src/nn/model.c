@@ -23,9 +23,9 @@
 #include "core/blas.h"
 #include "core/budget.h"
 #include "core/delta.h"
-#include "core/s4d.h"
 #include "core/layernorm.h"
 #include "core/parallel.h"
+#include "core/s4d.h"
 #include "core/scan.h"
 #include "core/tick.h"
 #include "nn/model_internal.h"
@@ -394,7 +394,7 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
     float *dout_scratch = carve(c, mul_sat(BT, (size_t)s->n_out));
     float *d_big1 = carve(c, mul_sat(BT, w1));
     float *d_big2 = carve(c, mul_sat(BT, w2));
-    float *d_e[8] = {NULL};
+    float *d_e[5] = {NULL};
     if (any_ssm)
         for (int k = 0; k < 5; k++) d_e[k] = carve(c, mul_sat(BT, E));
     float *scan_scratch = any_mamba ? carve(c, scan_scratch_floats(B, T, (int)E, (int)N, nthreads)) : NULL;
@@ -433,7 +433,7 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
     m->dout_scratch = dout_scratch;
     m->d_big1 = d_big1;
     m->d_big2 = d_big2;
-    for (int k = 0; k < 8; k++) m->d_e[k] = d_e[k];
+    for (int k = 0; k < 5; k++) m->d_e[k] = d_e[k];
     m->scan_scratch = scan_scratch;
     m->delta_scratch = delta_scratch;
     m->att_scratch = att_scratch;

@@ -94,7 +94,7 @@ typedef struct model {
     const int *last_tok;
     /* backward scratch */
     float *dres, *dln, *dout_scratch;
-    float *d_big1, *d_big2, *d_e[8];
+    float *d_big1, *d_big2, *d_e[5];
     float *scan_scratch;     /* core/scan.h's, when there is a Mamba block */
     float *delta_scratch;    /* core/delta.h's, when there is a Mamba block */
     float *att_scratch;      /* core/attention.h's, when there is an attention block */
