@@ -161,8 +161,8 @@ static void axpy4_keys(float *y, size_t ldy, const float *w, size_t lw, const fl
  * keys in fours from t2 = 0 (axpy4_f's order), the keys before the group
  * for all four rows at once (axpy4_rows4), the rest row by row. Forward's
  * out (w = P, x = v) and backward's dq (w = dS, x = k). */
-static inline void rows_gather(float *y, size_t ldy, const float *w, size_t lw, const float *x, size_t ldx, int r, int g,
-                        int hs) {
+static inline void rows_gather(float *y, size_t ldy, const float *w, size_t lw, const float *x, size_t ldx, int r,
+                               int g, int hs) {
     if (g == ATT_ROWS) axpy4_rows4(y, ldy, w, lw, x, ldx, r, hs);
     for (int j = 0; j < g; j++) {
         float *yj = y + (size_t)j * ldy;
@@ -345,8 +345,9 @@ static void attention_backward_impl(float *dqkv, const float *dout, const float 
             /* pass 2: dk[t2] += sum_j dS_j[t2] q_j, dv[t2] += sum_j P_j[t2] dout_j */
             const float *q_r = base + (size_t)r * C3, *go_r = go0 + (size_t)r * C;
             if (g == ATT_ROWS) { /* the group's four q rows and dout rows held while the keys stream */
-                axpy4_keys(dbase + C, C3, ds, (size_t)Tp, q_r, C3, r + 1, hs);                           /* dk */
-                axpy4_keys(dbase + 2 * (size_t)C, C3, att_bh + (size_t)r * T, (size_t)T, go_r, (size_t)C, r + 1, hs); /* dv */
+                const float *P_r = att_bh + (size_t)r * T;
+                axpy4_keys(dbase + C, C3, ds, (size_t)Tp, q_r, C3, r + 1, hs);                        /* dk */
+                axpy4_keys(dbase + 2 * (size_t)C, C3, P_r, (size_t)T, go_r, (size_t)C, r + 1, hs); /* dv */
             }
             for (int j = 0; j < g; j++) { /* the keys only some rows of the group see (all, for a single row) */
                 const float *arow = att_bh + (size_t)(r + j) * T, *dsj = ds + (size_t)j * Tp;

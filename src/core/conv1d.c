@@ -81,6 +81,12 @@ static inline void taps4_row(float *out, const float *init, const float *r0, ptr
     }
 }
 
+/* a = SiLU(o) over one row: act.c's silu_forward, element for element. */
+static inline void silu_row(float *restrict a, const float *restrict o, int nc) {
+#pragma omp simd
+    for (int c = 0; c < nc; c++) a[c] = o[c] * fm_sigmoidf(o[c]);
+}
+
 /* act: NULL, or where SiLU(out) goes, row by row after the row's last tap
  * group (conv1d_silu_forward) */
 static void conv1d_forward_impl(float *out, float *act, const float *x, int ldx, const float *w, const float *bias,
@@ -106,11 +112,7 @@ static void conv1d_forward_impl(float *out, float *act, const float *x, int ldx,
                 if (K == CONV_KGROUP && t >= K - 1) { /* tap j reads x at t - 3 + j */
                     taps4_row(o, bias ? bias + c0 : conv_zeros, x + ((size_t)b * T + t - 3) * ldx + c0, ldx, wt[0],
                               nc);
-                    if (act) { /* act.c's silu_forward, element for element */
-                        float *restrict a = act + ((size_t)b * T + t) * C + c0;
-#pragma omp simd
-                        for (int c = 0; c < nc; c++) a[c] = o[c] * fm_sigmoidf(o[c]);
-                    }
+                    if (act) silu_row(act + ((size_t)b * T + t) * C + c0, o, nc);
                     continue;
                 }
                 if (kg == 0 && bias) {
@@ -127,11 +129,7 @@ static void conv1d_forward_impl(float *out, float *act, const float *x, int ldx,
 #pragma omp simd
                     for (int c = 0; c < nc; c++) o[c] += wj[c] * xr[c];
                 }
-                if (act && kg + nk == K) { /* act.c's silu_forward, element for element */
-                    float *restrict a = act + ((size_t)b * T + t) * C + c0;
-#pragma omp simd
-                    for (int c = 0; c < nc; c++) a[c] = o[c] * fm_sigmoidf(o[c]);
-                }
+                if (act && kg + nk == K) silu_row(act + ((size_t)b * T + t) * C + c0, o, nc);
             }
         }
     }

@@ -103,8 +103,8 @@ typedef struct model {
     /* Data-parallel training over sequences (model_shard.c): with more than
      * one thread a batch's forward and backward run as shards of whole
      * sequences, which the threads claim as they come free, each through a
-     * view of the model. Shard 0
-     * is the model itself; shards[k - 1] is the view of shard k. */
+     * view of the model. Shard 0 is the model itself; shards[k - 1] is the
+     * view of shard k. */
     int nshards;                /* shards reserved (3 per thread, 1: none) */
     int shard_cap;              /* sequences a shard's own scratch holds */
     int last_shards;            /* shards the last forward ran in; the backward runs the same */

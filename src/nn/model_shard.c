@@ -141,8 +141,8 @@ int model_shard_plan(const model *m, int B, int *start) {
     start[1] = B;
     if (m->nshards < 2 || B < 2 || omp_in_parallel()) return 1;
     int nt = omp_get_max_threads();
+    if (nt > m->nthreads) nt = m->nthreads; /* the views reserved (model_forward refuses more threads) */
     if (nt > MODEL_SHARD_THREADS_MAX) nt = MODEL_SHARD_THREADS_MAX;
-    while (nt > 1 && model_shard_max(nt) > m->nshards) nt--; /* more threads now than reserved for */
     int ns = model_shard_layout(B, nt, start);
     for (int k = 0; k < ns; k++)
         if (start[k + 1] - start[k] > m->shard_cap) { /* a shard's scratch would not hold it */

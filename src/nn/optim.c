@@ -168,15 +168,19 @@ static inline int all_finite(float p, float m, float v) { return isfinite(p) & i
 /* Elements per block of the check and of the update (a parallel loop runs over blocks). */
 #define OPTIM_BLOCK 4096
 
+static size_t block_count(size_t n) { return (n + OPTIM_BLOCK - 1) / OPTIM_BLOCK; }
+/* One past the last element of block b of n. */
+static size_t block_end(size_t b, size_t n) { return (b + 1) * OPTIM_BLOCK < n ? (b + 1) * OPTIM_BLOCK : n; }
+
 size_t optim_check(const optim *o, const float *params, const float *grads, double norm) {
     const adam_consts k = consts_of(o, norm);
-    const size_t n = o->n, nb = (n + OPTIM_BLOCK - 1) / OPTIM_BLOCK;
+    const size_t n = o->n, nb = block_count(n);
     const float *restrict P = params, *restrict G = grads, *restrict M = o->m, *restrict V = o->v;
     size_t first = n;
     /* a vectorised pass flags a block; only a flagged block is searched for its first index */
 #pragma omp parallel for schedule(static) reduction(min : first) if (n >= OPTIM_MIN_PARALLEL)
     for (size_t b = 0; b < nb; b++) {
-        const size_t lo = b * OPTIM_BLOCK, hi = lo + OPTIM_BLOCK < n ? lo + OPTIM_BLOCK : n;
+        const size_t lo = b * OPTIM_BLOCK, hi = block_end(b, n);
         int ok = 1;
 #pragma omp simd reduction(& : ok)
         for (size_t i = lo; i < hi; i++) {
@@ -204,10 +208,10 @@ icl_status optim_step_norm(optim *o, float *params, const float *grads, double n
     const adam_consts k = consts_of(o, norm);
     o->last_lr = optim_lr_at(&o->cfg, o->t);
     o->t++;
-    const size_t n = o->n, nb = (n + OPTIM_BLOCK - 1) / OPTIM_BLOCK;
+    const size_t n = o->n, nb = block_count(n);
 #pragma omp parallel for schedule(static) if (n >= OPTIM_MIN_PARALLEL)
     for (size_t b = 0; b < nb; b++) {
-        const size_t lo = b * OPTIM_BLOCK, hi = lo + OPTIM_BLOCK < n ? lo + OPTIM_BLOCK : n;
+        const size_t lo = b * OPTIM_BLOCK, hi = block_end(b, n);
         apply_block(k, params + lo, grads + lo, o->m + lo, o->v + lo, hi - lo);
     }
     return ICL_OK;
