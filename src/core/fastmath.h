@@ -107,6 +107,34 @@ static inline __attribute__((always_inline)) float fm_exp2f_nonpos(float xin) {
     return fm_exp2f_core(-127.0f > xin ? -127.0f : xin);
 }
 
+/* fm_exp2f_nonpos on 16 lanes, for the selective scan's register-blocked
+ * kernels (core/scan.c), which hold their states in AVX-512 registers and so
+ * cannot go through an `omp simd` loop of the scalar. The same operations in
+ * the same order, so the same bits lane by lane (tests/core/test_fastmath.c
+ * compares the two over [-140, 0], NaN included). max(-127, x) keeps a NaN
+ * x, as the scalar's select does (vmaxps returns its second operand when
+ * either is NaN). Only where the target has AVX-512 and FMA. */
+#if defined(__AVX512F__) && defined(__FP_FAST_FMAF)
+#include <immintrin.h>
+#define FM_HAVE_V16 1
+static inline __attribute__((always_inline)) __m512 fm_exp2f_nonpos_v16(__m512 xin) {
+    const __m512 magic = _mm512_set1_ps(12582912.0f);
+    __m512 x = _mm512_max_ps(_mm512_set1_ps(-127.0f), xin);
+    __m512 t = _mm512_add_ps(x, magic);
+    __m512 f = _mm512_sub_ps(x, _mm512_sub_ps(t, magic));
+    __m512 p = _mm512_set1_ps(1.5594677549e-4f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3406643905e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6176929749e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5503105510e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022652783e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314721497e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    /* (bits(t) - 0x4B400000 + 127) << 23, the scalar's unsigned arithmetic */
+    __m512i k = _mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32((int32_t)(127u - 0x4B400000u)));
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(_mm512_slli_epi32(k, 23)));
+}
+#endif
+
 /* Natural log of a positive normal float (Cephes' logf: x = m 2^e with m in
  * [sqrt(1/2), sqrt(2)), a degree-8 polynomial in m - 1). About 1 ulp; not
  * for zero, negatives, denormals, inf or NaN (the callers never pass them). */

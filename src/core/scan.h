@@ -40,6 +40,12 @@ size_t scan_ckpt_floats(int B, int T, int E, int N);
  * sizes above depend on it: set it before sizing any scratch or checkpoint
  * buffer (before model_reserve), never while a scan runs. */
 void scan_set_max_chunk(int L);
+/* Whether shape (E, N) runs the register-blocked kernels (N = 16, E a
+ * multiple of 16, on a target with AVX-512 and FMA; scan.c), and a test hook
+ * that turns them off (1) or back on (0), so that tests can compare them
+ * with the channel-major kernels. Never while a scan runs. */
+int scan_blocked(int E, int N);
+void scan_set_channel_major(int on);
 
 void scan_forward(float *y, float *hck, const float *u, const float *delta, const float *A_log, const float *Bm,
                   const float *Cm, int ldbc, const float *D, int B, int T, int E, int N, float *scratch);

@@ -116,6 +116,47 @@ static void test_exp2_nonpos(void) {
           fm_exp2f_nonpos(nan_in));
 }
 
+/* fm_exp2f_nonpos_v16 (the scan's register-blocked kernels): the scalar's
+ * bits in every lane, over random draws in [-140, 0] (past the -127
+ * clamp) and of magnitudes down to 1e-38, and the edges: 0, -0, -127, -1000,
+ * -inf and NaN of both signs. */
+static void test_exp2_v16(void) {
+#ifdef FM_HAVE_V16
+    enum { NL = 16 };
+    float in[NL], out[NL];
+    long differ = 0, n = 0;
+    test_rng r = {test_seed() + 6};
+    /* 2^22 draws: uniform on [-140, 0] and log-uniform magnitudes in [1e-38, 1) */
+    for (int batch = 0; batch < (1 << 22) / NL; batch++) {
+        for (int l = 0; l < NL; l++)
+            in[l] = (float)(l % 2 ? -140.0 * test_rng_uniform(&r) : -exp(-87.0 * test_rng_uniform(&r)));
+        _mm512_storeu_ps(out, fm_exp2f_nonpos_v16(_mm512_loadu_ps(in)));
+        for (int l = 0; l < NL; l++, n++) {
+            float want = fm_exp2f_nonpos(in[l]);
+            if (memcmp(&want, &out[l], sizeof want)) differ++;
+        }
+    }
+    volatile float nan_in = NAN;
+    const float edge[NL] = {0.0f, -0.0f, -127.0f, -126.5f, -127.5f, -1000.0f, -INFINITY, nan_in, -nan_in,
+                            -1e-30f, -0.5f, -1.5f, -63.25f, -3e38f, -126.0f, -1e-45f};
+    _mm512_storeu_ps(out, fm_exp2f_nonpos_v16(_mm512_loadu_ps(edge)));
+    int edge_bad = 0;
+    for (int l = 0; l < NL; l++) {
+        float want = fm_exp2f_nonpos(edge[l]);
+        if (isnan(want) ? !isnan(out[l]) : memcmp(&want, &out[l], sizeof want)) {
+            printf("    edge %g: scalar %a, 16 lanes %a\n", edge[l], want, out[l]);
+            edge_bad++;
+        }
+    }
+    printf("    fm_exp2f_nonpos_v16 vs the scalar: %ld of %ld inputs differ, %d of %d edges\n", differ, n, edge_bad,
+           NL);
+    CHECK(differ == 0 && edge_bad == 0, "fm_exp2f_nonpos_v16 differs from fm_exp2f_nonpos (%ld, %d edges)", differ,
+          edge_bad);
+#else
+    printf("    no AVX-512 with FMA on this target: fm_exp2f_nonpos_v16 is not compiled, nothing uses it\n");
+#endif
+}
+
 /* fm_logf on [1e-30, 1e30] and fm_log1pf_unit on [0, 1] against double. */
 static void test_log(void) {
     test_rng r = {test_seed() + 1};
@@ -140,6 +181,7 @@ int main(int argc, char **argv) {
     test_init(argc, argv);
     TEST_RUN(test_accuracy);
     TEST_RUN(test_exp2_nonpos);
+    TEST_RUN(test_exp2_v16);
     TEST_RUN(test_clamps);
     TEST_RUN(test_monotone);
     TEST_RUN(test_exp2);

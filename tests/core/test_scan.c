@@ -227,6 +227,19 @@ static void test_gradients_fd(void) {
         grads_free(&g);
         problem_free(&p);
     }
+    /* one shape that runs the register-blocked kernels (N 16, E 16), kept
+     * short so that the 16 x 16 A_log entries stay cheap to difference */
+    problem p = problem_new(1, 6, 16, 16, 1, 1, test_seed() + 250);
+    printf("  shape B1 T6 E16 N16 R1 pad1%s\n", scan_blocked(16, 16) ? " (register-blocked kernels)" : "");
+    grads g = grads_new(&p);
+    run_backward(&p, &g);
+    CHECK(fd_check("u", &p, p.u, 96, g.du, 0.1, 1e-3, 1e-4), "blocked shape");
+    CHECK(fd_check("delta", &p, p.delta, 96, g.ddelta, 1e-3, 1e-2, 2e-3), "blocked shape");
+    CHECK(fd_check("A_log", &p, p.A_log, 256, g.dA_log, 1e-3, 1e-2, 2e-3), "blocked shape");
+    CHECK(fd_check("xproj", &p, p.xp, (size_t)6 * p.ldx, g.dxp, 0.1, 1e-3, 1e-4), "blocked shape");
+    CHECK(fd_check("D", &p, p.D, 16, g.dD, 0.1, 1e-3, 1e-4), "blocked shape");
+    grads_free(&g);
+    problem_free(&p);
     omp_set_num_threads(saved);
 }
 
@@ -302,8 +315,9 @@ static int accum_ok(const char *what, const float *got, const float *init, const
     return ok;
 }
 
-static void test_backward_accumulates(void) {
-    problem p = problem_new(2, 8, 5, 4, 2, 1, test_seed() + 500);
+static void backward_accumulates(int E, int N) {
+    printf("    E %d N %d%s\n", E, N, scan_blocked(E, N) ? " (register-blocked kernels)" : "");
+    problem p = problem_new(2, 8, E, N, 2, 1, test_seed() + 500);
     size_t BTE = (size_t)p.B * p.T * p.E, EN = (size_t)p.E * p.N, nx = (size_t)p.B * p.T * p.ldx;
     grads fresh = grads_new(&p), acc = grads_new(&p), init = grads_new(&p);
     test_rng rng = {test_seed() + 501};
@@ -328,9 +342,16 @@ static void test_backward_accumulates(void) {
     problem_free(&p);
 }
 
+/* A small shape (channel-major kernels) and N = 16, E = 32 (blocked). */
+static void test_backward_accumulates(void) {
+    backward_accumulates(5, 4);
+    backward_accumulates(32, 16);
+}
+
 /* The kernels stay inside scan_scratch_floats(..., omp_get_max_threads()). */
-static void test_scratch_bounds(void) {
-    problem p = problem_new(4, 10, 6, 7, 1, 0, test_seed() + 600);
+static void scratch_bounds(int E, int N) {
+    printf("    E %d N %d%s\n", E, N, scan_blocked(E, N) ? " (register-blocked kernels)" : "");
+    problem p = problem_new(4, 10, E, N, 1, 0, test_seed() + 600);
     const float sentinel = -12345.0f;
     /* size the scratch for exactly the threads that will run */
     int nt = omp_get_max_threads();
@@ -358,10 +379,16 @@ static void test_scratch_bounds(void) {
     problem_free(&p);
 }
 
+static void test_scratch_bounds(void) {
+    scratch_bounds(6, 7);
+    scratch_bounds(16, 16); /* E 16: the blocked scratch is the larger */
+}
+
 /* Forward and backward without checkpoints (the backward makes its own)
  * against with them: the same bits. */
-static void test_without_checkpoints(void) {
-    problem p = problem_new(3, 41, 9, 16, 2, 1, test_seed() + 700);
+static void without_checkpoints(int E) {
+    printf("    E %d%s\n", E, scan_blocked(E, 16) ? " (register-blocked kernels)" : "");
+    problem p = problem_new(3, 41, E, 16, 2, 1, test_seed() + 700);
     size_t BTE = (size_t)p.B * p.T * p.E;
     float *y1 = malloc(BTE * sizeof(float));
     grads g1 = grads_new(&p), g2 = grads_new(&p);
@@ -380,6 +407,61 @@ static void test_without_checkpoints(void) {
     problem_free(&p);
 }
 
+static void test_without_checkpoints(void) {
+    without_checkpoints(9);
+    without_checkpoints(32);
+}
+
+/* The register-blocked kernels against the channel-major ones (the hook
+ * scan_set_channel_major), with and without the forward's checkpoints, over
+ * several chunks and a partial last one: y, the checkpoints, du, ddelta,
+ * dA_log and dD the same bits (the same expressions); dBm and dCm sum their
+ * E channels in another order, so to float rounding. */
+static void blocked_vs_channel_major(int B, int T, int E, int with_ck) {
+    problem p = problem_new(B, T, E, 16, 3, 1, test_seed() + 800 + E);
+    size_t BTE = (size_t)B * T * E, nx = (size_t)B * T * p.ldx;
+    float *y = malloc(BTE * sizeof(float)), *ck = malloc((p.nck + 1) * sizeof(float));
+    float *hck = with_ck ? p.hck : NULL;
+    grads gb = grads_new(&p), gc = grads_new(&p);
+    for (int pass = 0; pass < 2; pass++) { /* 0: blocked, 1: channel-major */
+        grads *g = pass ? &gc : &gb;
+        scan_set_channel_major(pass);
+        scan_forward(p.y, hck, p.u, p.delta, p.A_log, Bm_of(&p), Cm_of(&p), p.ldx, p.D, B, T, E, 16, p.scratch);
+        scan_backward(g->du, g->ddelta, g->dA_log, g->dxp + p.R, g->dxp + p.R + p.N, g->dD, p.r, hck, p.u, p.delta,
+                      p.A_log, Bm_of(&p), Cm_of(&p), p.ldx, p.D, B, T, E, 16, p.scratch);
+        if (pass == 0) {
+            memcpy(y, p.y, BTE * sizeof(float));
+            memcpy(ck, p.hck, p.nck * sizeof(float));
+        }
+    }
+    scan_set_channel_major(0);
+    const char *how = with_ck ? "with checkpoints" : "without";
+    CHECK(!memcmp(y, p.y, BTE * sizeof(float)), "E %d %s: y differs", E, how);
+    CHECK(!with_ck || !memcmp(ck, p.hck, p.nck * sizeof(float)), "E %d: checkpoints differ", E);
+    CHECK(!memcmp(gb.du, gc.du, BTE * sizeof(float)), "E %d %s: du differs", E, how);
+    CHECK(!memcmp(gb.ddelta, gc.ddelta, BTE * sizeof(float)), "E %d %s: ddelta differs", E, how);
+    CHECK(!memcmp(gb.dA_log, gc.dA_log, (size_t)E * 16 * sizeof(float)), "E %d %s: dA_log differs", E, how);
+    CHECK(!memcmp(gb.dD, gc.dD, (size_t)E * sizeof(float)), "E %d %s: dD differs", E, how);
+    CHECK(test_allclose("dBm/dCm", gb.dxp, gc.dxp, nx, 1e-5, 1e-5), "E %d %s: dBm/dCm", E, how);
+    free(y); free(ck);
+    grads_free(&gb); grads_free(&gc);
+    problem_free(&p);
+}
+
+static void test_blocked_matches_channel_major(void) {
+    if (!scan_blocked(16, 16)) {
+        printf("    the register-blocked kernels are not compiled for this target (no AVX-512 with FMA):\n"
+               "    every shape runs the channel-major kernels, which the other tests cover\n");
+        return;
+    }
+    const int Es[] = {16, 32, 128};
+    for (int k = 0; k < 3; k++) {
+        printf("    B 3 T 41 E %d N 16, chunk length %d\n", Es[k], scan_chunk_len(Es[k], 16));
+        blocked_vs_channel_major(3, 41, Es[k], 1);
+        blocked_vs_channel_major(3, 41, Es[k], 0);
+    }
+}
+
 static void run_all(void) {
     TEST_RUN(test_forward_matches_naive);
     TEST_RUN(test_states_match_naive);
@@ -389,6 +471,7 @@ static void run_all(void) {
     TEST_RUN(test_backward_accumulates);
     TEST_RUN(test_scratch_bounds);
     TEST_RUN(test_without_checkpoints);
+    TEST_RUN(test_blocked_matches_channel_major);
 }
 
 int main(int argc, char **argv) {
