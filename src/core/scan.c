@@ -37,7 +37,7 @@
  *     channels runs through time with its 16 states (forward) or adjoints
  *     (backward) in 16 registers. The channel-major loops stream h and g
  *     through (N, E) arrays that spill L1 at E = 128; blocked, the scan ran
- *     1.4x (forward) and 1.7-1.8x (backward) faster. See the section below;
+ *     1.4x (forward) and 2.1x (backward) faster. See the section below;
  *     other shapes, and targets without AVX-512, run the channel-major code.
  *   - exp(delta A) is computed as 2^(delta * A log2 e) by fm_exp2f_nonpos
  *     (core/fastmath.h: a polynomial that vectorises; glibc's scalar expf
@@ -139,14 +139,24 @@ size_t scan_scratch_floats(int B, int T, int E, int N, int nthreads) {
 
 #define SCAN_LOG2E 1.44269504088896341f
 
+/* Where (n, c) of an (N, E) array of the scan's lives: channel-major
+ * n E + c, or for the register-blocked kernels block-major (E / 16, N, 16),
+ * so that a block's 16 rows are contiguous and each is at a constant offset
+ * from the block's base (with a stride of E the kernels ran out of registers
+ * for the 16 row addresses). Used for A, A log2 e, the adjoint g and the dA
+ * partials; the checkpoints stay (N, E). */
+static size_t nc_index(int n, int c, int E, int N, int blk) {
+    return blk ? (size_t)(c & ~15) * N + (size_t)n * 16 + (c & 15) : (size_t)n * E + c;
+}
+
 /* AT[n,c] = A[c,n] = -exp(A_log[c,n]) and A2T = AT log2 e (exp(delta A) =
- * 2^(delta A2)): computed once per call, stored transposed (N, E) so that
- * the kernels read them along channels. scan_states forms the same values
- * with the same expressions. */
-static void fill_AT(float *AT, float *A2T, const float *A_log, int E, int N) {
+ * 2^(delta A2)): computed once per call, stored transposed (nc_index) so
+ * that the kernels read them along channels. scan_states forms the same
+ * values with the same expressions. */
+static void fill_AT(float *AT, float *A2T, const float *A_log, int E, int N, int blk) {
     for (int c = 0; c < E; c++)
         for (int n = 0; n < N; n++) {
-            size_t i = (size_t)n * E + c;
+            size_t i = nc_index(n, c, E, N, blk);
             AT[i] = -expf(A_log[(size_t)c * N + n]);
             A2T[i] = AT[i] * SCAN_LOG2E;
         }
@@ -365,9 +375,13 @@ SCAN_INLINE void backward_seq(float *du, float *ddelta, float *dAp, float *dDp, 
  * step's working set (~48 KiB) spills this machine's 32 KiB L1, so each
  * (t, n, vector) cost eleven loads and four stores. Blocked, the adjoint
  * step loads a_t, h_{t-1}, A and dA and stores dA and the dB lanes; the
- * forward loads only A log2 e. Measured on the kernel alone (B 32, T 40,
- * E 128, one thread, pinned, 3 alternating runs): forward 472-479 ->
- * 338-340 us (1.4x), backward 1659-1706 -> 933-992 us (1.7-1.8x).
+ * forward loads only A log2 e. A, A log2 e, g and the dA partials are
+ * stored block-major (nc_index) and the n loops fully unrolled, so that
+ * every row is a constant offset from one base pointer: with a stride of E,
+ * the 16 row addresses spilled and the backward was 1.2x slower. Measured
+ * on the kernel alone (B 32, T 40, E 128, one thread, pinned, 3 alternating
+ * runs): forward 472-479 -> 331-333 us (1.4x), backward 1659-1706 ->
+ * 791-810 us (2.1x).
  *
  * Every value is the channel-major expression, operand for operand
  * (fm_exp2f_nonpos_v16 is the scalar exp's bits), so y, du, ddelta, dA_log,
@@ -384,6 +398,9 @@ SCAN_INLINE void backward_seq(float *du, float *ddelta, float *dAp, float *dDp, 
 #define SCAN_BLOCKED 1
 enum { BLK_C = 16, BLK_N = 16 }; /* channels per block (one vector), states */
 
+/* the n loops fully unrolled, so that h[n] and g[n] are registers */
+#define BLK_UNROLL _Pragma("GCC unroll 16")
+
 static inline __m512 v_at(const float *p) { return _mm512_loadu_ps(p); }
 static inline __m512 v_bc(float x) { return _mm512_set1_ps(x); }
 
@@ -394,6 +411,7 @@ static inline __m512 v_bc(float x) { return _mm512_set1_ps(x); }
 static void blk_forward(float *y, float *hck, const float *u, const float *delta, const float *A2T, const float *Bm,
                         const float *Cm, int ldbc, const float *D, int L, int b, int T, int E, int c0) {
     size_t NE = (size_t)BLK_N * E;
+    const float *A2b = A2T + (size_t)c0 * BLK_N; /* this block's (N, 16) */
     __m512 h[BLK_N];
     for (int n = 0; n < BLK_N; n++) h[n] = _mm512_setzero_ps();
     for (int t = 0; t < T; t++) {
@@ -401,8 +419,9 @@ static void blk_forward(float *y, float *hck, const float *u, const float *delta
         __m512 dt = v_at(delta + row * E + c0), ut = v_at(u + row * E + c0);
         __m512 du = _mm512_mul_ps(dt, ut), acc = _mm512_setzero_ps();
         const float *Bt = Bm + row * (size_t)ldbc, *Ct = Cm + row * (size_t)ldbc;
+        BLK_UNROLL
         for (int n = 0; n < BLK_N; n++) {
-            __m512 a = fm_exp2f_nonpos_v16(_mm512_mul_ps(dt, v_at(A2T + (size_t)n * E + c0)));
+            __m512 a = fm_exp2f_nonpos_v16(_mm512_mul_ps(dt, v_at(A2b + n * BLK_C)));
             h[n] = _mm512_fmadd_ps(a, h[n], _mm512_mul_ps(du, v_bc(Bt[n])));
             if (y) acc = _mm512_fmadd_ps(v_bc(Ct[n]), h[n], acc);
         }
@@ -421,6 +440,7 @@ static void blk_forward(float *y, float *hck, const float *u, const float *delta
 static void blk_states(float *restrict as, float *restrict hs, float *restrict dCv, const float *hp, const float *u,
                        const float *delta, const float *dy, const float *A2T, const float *Bm, int ldbc, int b,
                        int T, int t0, int len, int E, int c0, int first) {
+    const float *A2b = A2T + (size_t)c0 * BLK_N;
     __m512 h[BLK_N];
     for (int n = 0; n < BLK_N; n++) h[n] = v_at(hp + (size_t)n * E + c0);
     for (int i = 0; i < len; i++) {
@@ -428,8 +448,9 @@ static void blk_states(float *restrict as, float *restrict hs, float *restrict d
         __m512 dt = v_at(delta + row * E + c0), dyt = v_at(dy + row * E + c0);
         __m512 du = _mm512_mul_ps(dt, v_at(u + row * E + c0));
         const float *Bt = Bm + row * (size_t)ldbc;
+        BLK_UNROLL
         for (int n = 0; n < BLK_N; n++, o += BLK_C) {
-            __m512 a = fm_exp2f_nonpos_v16(_mm512_mul_ps(dt, v_at(A2T + (size_t)n * E + c0)));
+            __m512 a = fm_exp2f_nonpos_v16(_mm512_mul_ps(dt, v_at(A2b + n * BLK_C)));
             _mm512_store_ps(as + o, a);
             _mm512_store_ps(hs + o, h[n]);
             h[n] = _mm512_fmadd_ps(a, h[n], _mm512_mul_ps(du, v_bc(Bt[n])));
@@ -446,8 +467,10 @@ static void blk_adjoint(float *du, float *ddelta, float *dAp, float *dDp, float 
                         const float *restrict as, const float *restrict hs, const float *dy, const float *u,
                         const float *delta, const float *AT, const float *Bm, const float *Cm, int ldbc,
                         const float *D, int b, int T, int t0, int len, int E, int c0, int first) {
+    float *gb = g + (size_t)c0 * BLK_N, *dAb = dAp + (size_t)c0 * BLK_N; /* this block's (N, 16) */
+    const float *Ab = AT + (size_t)c0 * BLK_N;
     __m512 gr[BLK_N];
-    for (int n = 0; n < BLK_N; n++) gr[n] = v_at(g + (size_t)n * E + c0);
+    for (int n = 0; n < BLK_N; n++) gr[n] = v_at(gb + n * BLK_C);
     __m512 dD = v_at(dDp + c0);
     for (int i = len - 1; i >= 0; i--) {
         int t = t0 + i;
@@ -455,6 +478,7 @@ static void blk_adjoint(float *du, float *ddelta, float *dAp, float *dDp, float 
         __m512 dt = v_at(delta + row * E + c0), ut = v_at(u + row * E + c0), dyt = v_at(dy + row * E + c0);
         __m512 dub = _mm512_mul_ps(dt, ut), gB = _mm512_setzero_ps(), gdd = _mm512_setzero_ps();
         const float *Bt = Bm + row * (size_t)ldbc, *Ct = Cm + row * (size_t)ldbc;
+        BLK_UNROLL
         for (int n = 0; n < BLK_N; n++, o += BLK_C) {
             __m512 gc = _mm512_fmadd_ps(v_bc(Ct[n]), dyt, gr[n]); /* now g_t */
             gB = _mm512_fmadd_ps(gc, v_bc(Bt[n]), gB);
@@ -463,8 +487,8 @@ static void blk_adjoint(float *du, float *ddelta, float *dAp, float *dDp, float 
             if (t > 0) { /* h_{-1} = 0: no dA, no A-part of ddelta, no carry */
                 __m512 ga = _mm512_mul_ps(gc, _mm512_load_ps(as + o)); /* carry a_t g_t to step t-1 */
                 __m512 gah = _mm512_mul_ps(ga, _mm512_load_ps(hs + o));
-                float *dAn = dAp + (size_t)n * E + c0;
-                gdd = _mm512_fmadd_ps(v_at(AT + (size_t)n * E + c0), gah, gdd);
+                float *dAn = dAb + n * BLK_C;
+                gdd = _mm512_fmadd_ps(v_at(Ab + n * BLK_C), gah, gdd);
                 _mm512_storeu_ps(dAn, _mm512_fmadd_ps(dt, gah, v_at(dAn)));
                 gr[n] = ga;
             }
@@ -476,7 +500,7 @@ static void blk_adjoint(float *du, float *ddelta, float *dAp, float *dDp, float 
         dD = _mm512_add_ps(dD, _mm512_mul_ps(dyt, ut));
     }
     _mm512_storeu_ps(dDp + c0, dD);
-    for (int n = 0; n < BLK_N; n++) _mm512_storeu_ps(g + (size_t)n * E + c0, gr[n]);
+    for (int n = 0; n < BLK_N; n++) _mm512_storeu_ps(gb + n * BLK_C, gr[n]);
 }
 
 /* backward_seq for N = 16 and E % 16 == 0, chunk by chunk from the last and
@@ -542,9 +566,9 @@ static void scan_forward_impl(float *y, float *hck, const float *u, const float 
     const int L = scan_chunk_len(E, N);
     const size_t ck_stride = (size_t)ckpt_count(T, L) * NE;
     float *AT = scratch, *A2T = AT + NE;
-    fill_AT(AT, A2T, A_log, E, N);
-    float *per_thread = A2T + 2 * NE; /* after Z, unused here */
     const int blk = blocked(E, N);
+    fill_AT(AT, A2T, A_log, E, N, blk);
+    float *per_thread = A2T + 2 * NE; /* after Z, unused here */
 
 #pragma omp parallel for schedule(static) if ((size_t)B * T * E * N >= PAR_MIN_WORK)
     for (int b = 0; b < B; b++) {
@@ -576,12 +600,12 @@ static void scan_backward_impl(float *du, float *ddelta, float *dA_log, float *d
     const int L = scan_chunk_len(E, N);
     const size_t ck_stride = (size_t)ckpt_count(T, L) * NE;
     float *AT = scratch, *A2T = AT + NE, *Z = A2T + NE;
-    fill_AT(AT, A2T, A_log, E, N);
+    const int blk = blocked(E, N);
+    fill_AT(AT, A2T, A_log, E, N, blk);
     memset(Z, 0, NE * sizeof(float));
     float *partials = Z + NE; /* B x [dA (N, E), dD (E)] */
     size_t part_stride = NE + (size_t)E;
     float *per_thread = partials + (size_t)B * part_stride;
-    const int blk = blocked(E, N);
 
 #pragma omp parallel for schedule(static) if ((size_t)B * T * E * N >= PAR_MIN_WORK)
     for (int b = 0; b < B; b++) {
@@ -606,7 +630,7 @@ static void scan_backward_impl(float *du, float *ddelta, float *dA_log, float *d
 #pragma omp parallel for schedule(static) if ((size_t)B * E * N >= PAR_MIN_WORK)
     for (int c = 0; c < E; c++) {
         for (int n = 0; n < N; n++) {
-            size_t i = (size_t)n * E + c;
+            size_t i = nc_index(n, c, E, N, blk);
             float s = 0.0f;
             for (int b = 0; b < B; b++) s += partials[(size_t)b * part_stride + i];
             dA_log[(size_t)c * N + n] += s * AT[i];
