@@ -20,10 +20,13 @@
  * recurrence through it. hck may be NULL in both: the forward then saves
  * nothing, and the backward makes each sequence's checkpoints itself (one
  * more pass over time, same results bitwise).
- * backward ACCUMULATES into du, ddelta, dA_log, dBm, dCm (stride ldbc) and
- * dD. Work is split over sequences b; the parameter gradients (dA_log, dD)
- * are summed from per-sequence partials in a fixed order, so results do not
- * depend on the thread count.
+ * backward WRITES du and ddelta (B, T, E) and the N columns of dBm and dCm
+ * in every row (stride ldbc; the row's other columns are not touched), and
+ * ACCUMULATES into the parameter gradients dA_log and dD. (Writing spares
+ * the caller a zeroing pass over three activation-sized buffers and the scan
+ * a read of them.) Work is split over sequences b; dA_log and dD are summed
+ * from per-sequence partials in a fixed order, so results do not depend on
+ * the thread count.
  */
 #ifndef ICL_SCAN_H
 #define ICL_SCAN_H

@@ -62,7 +62,6 @@ void mamba_block_forward(const model *m, block *bl, float *res_out, const float 
 void mamba_block_backward(const model *m, block *bl, float *dres, const float *res_in, const block_scratch *s,
                           int B, int T) {
     const int D = m->D, E = m->E, N = m->N, R = m->R, K = m->K, BT = B * T, W = R + 2 * N;
-    const size_t BTE = (size_t)BT * E;
     float *const *P = bl->p, *const *G = bl->g;
     float *dxz = s->d1, *ddbc = s->d2;
     float *dxc = s->e[0], *dxs = s->e[1], *ddelta = s->e[2], *dy = s->e[3], *dyg = s->e[4];
@@ -88,10 +87,10 @@ void mamba_block_backward(const model *m, block *bl, float *dres, const float *r
         }
     }
 
-    /* selective scan backward: dxs, ddelta, dA_log, dB, dC (into ddbc), dD */
-    memset(dxs, 0, sizeof(float) * BTE);
-    memset(ddelta, 0, sizeof(float) * BTE);
-    memset(ddbc, 0, sizeof(float) * (size_t)BT * W);
+    /* selective scan backward: writes dxs, ddelta and the dB, dC columns of
+     * ddbc, accumulates dA_log and dD; the first R columns of ddbc (ddl,
+     * which delta_backward accumulates into) start at zero */
+    for (int i = 0; i < BT; i++) memset(ddbc + (size_t)i * W, 0, sizeof(float) * (size_t)R);
     scan_backward(dxs, ddelta, G[MB_A_LOG], ddbc + R, ddbc + R + N, G[MB_D], dy, bl->hck, bl->xs, bl->delta,
                   P[MB_A_LOG], bl->dbc + R, bl->dbc + R + N, W, P[MB_D], B, T, E, N, m->scan_scratch);
     icl_tick();
