@@ -65,7 +65,8 @@ static const float conv_zeros[CONV_CBLOCK];
  * the generic paths' sum when all four taps of K = 4 are in range, held in a
  * register: they store the row and reload it for each tap, and each reload
  * waits on the store before it (the forward ran 1.6x slower that way, B 32,
- * T 40, C 128, one thread). Bitwise the generic paths. out may be init. */
+ * T 40, C 128, one thread). Bitwise the generic paths. init: the bias
+ * row (forward) or zeros (the backward's dx, which it writes). */
 static inline void taps4_row(float *out, const float *init, const float *r0, ptrdiff_t ld, const float *wt, int nc) {
     const float *restrict x0 = r0, *restrict x1 = r0 + ld, *restrict x2 = r0 + 2 * ld, *restrict x3 = r0 + 3 * ld;
     const float *restrict w0 = wt, *restrict w1 = wt + CONV_CBLOCK, *restrict w2 = wt + 2 * CONV_CBLOCK,
@@ -160,8 +161,9 @@ static void conv1d_backward_impl(float *dx, int lddx, float *dw, float *dbias, c
     if (B <= 0 || T <= 0 || C <= 0 || K <= 0) return;
     const int threads = omp_get_max_threads();
 
-    /* dx[b,s,c] += sum_k w[c,k] * dout[b, s+K-1-k, c] over s+K-1-k < T.
-     * Each (b, channel block) is written by one thread only. */
+    /* dx[b,s,c] = sum_k w[c,k] * dout[b, s+K-1-k, c] over s+K-1-k < T, the
+     * taps added to 0 in k order. Each (b, channel block) is written by one
+     * thread only. */
     {
         const int cw = block_width(C, (threads + B - 1) / B);
         const int nblocks = (C + cw - 1) / cw;
@@ -189,9 +191,12 @@ static void conv1d_backward_impl(float *dx, int lddx, float *dw, float *dbias, c
                 for (int s = 0; s < T; s++) {
                     float *restrict d = dx + ((size_t)b * T + s) * lddx + c0;
                     if (K == CONV_KGROUP && s + K - 1 < T) { /* tap j reads dout at s + 3 - j */
-                        taps4_row(d, d, dout + ((size_t)b * T + s + 3) * C + c0, -(ptrdiff_t)C, wt[0], nc);
+                        taps4_row(d, conv_zeros, dout + ((size_t)b * T + s + 3) * C + c0, -(ptrdiff_t)C, wt[0], nc);
                         continue;
                     }
+                    if (kg == 0)
+#pragma omp simd
+                        for (int c = 0; c < nc; c++) d[c] = 0.0f;
                     for (int j = 0; j < nk; j++) {
                         const int t = s + K - 1 - (kg + j); /* the output that read x[s] through this tap */
                         if (t >= T) continue;

@@ -9,9 +9,11 @@
  * Shapes: x (B, T, C) stored with row stride ldx >= C (so the x half of
  * Mamba's in_proj output (B, T, 2E) is read in place); out (B, T, C) dense;
  * w (C, K); bias (C) or NULL.
- * backward ACCUMULATES into dx (row stride lddx), dw, dbias (dbias may be
- * NULL). Weight gradients reduce over (b, t) per channel in a fixed order, so
- * results do not depend on the thread count.
+ * backward WRITES dx (row stride lddx; the first C columns of each row, the
+ * rest untouched) and ACCUMULATES into dw, dbias (dbias may be NULL):
+ * writing spares the caller a zeroing pass and the kernel a read. Weight
+ * gradients reduce over (b, t) per channel in a fixed order, so results do
+ * not depend on the thread count.
  */
 #ifndef ICL_CONV1D_H
 #define ICL_CONV1D_H
@@ -25,7 +27,8 @@ void conv1d_backward(float *dx, int lddx, float *dw, float *dbias, const float *
  * passes: the forward writes out (the pre-activation, which the backward
  * needs) and act = SiLU(out); the backward takes dact, the gradient of
  * act, writes dout = dact * SiLU'(out) into the caller's scratch dout (B, T,
- * C), overwritten, and accumulates dx, dw, dbias from it as conv1d_backward.
+ * C), overwritten, and from it writes dx and accumulates dw, dbias as
+ * conv1d_backward.
  * Bitwise the results of conv1d_forward + silu_forward and of silu_backward
  * (into zeros) + conv1d_backward (act.h's SiLU, the same expressions), with
  * one parallel region and one pass over (B, T, C) fewer each way and no

@@ -71,14 +71,13 @@ void mamba_block_backward(const model *m, block *bl, float *dres, const float *r
     blas_gemm(1, 0, D, E, BT, 1.0f, dres, D, bl->yg, E, 1.0f, G[MB_OUT_W], E);
 
     /* gate: dy = dyg * silu(z); dz = dyg * y * silu'(z) into the z half of
-     * dxz, and zeros into its x half (conv1d_backward accumulates there) */
+     * dxz (conv1d_silu_backward writes its x half) */
 #pragma omp parallel for schedule(static) if ((size_t)BT * E >= PAR_MIN_WORK)
     for (int i = 0; i < BT; i++) {
         const float *z = bl->xz + (size_t)i * 2 * E + E;
         const float *y = bl->y + (size_t)i * E;
         const float *g = dyg + (size_t)i * E;
-        float *dyi = dy + (size_t)i * E, *dx = dxz + (size_t)i * 2 * E, *dz = dx + E;
-        memset(dx, 0, sizeof(float) * (size_t)E);
+        float *dyi = dy + (size_t)i * E, *dz = dxz + (size_t)i * 2 * E + E;
 #pragma omp simd
         for (int c = 0; c < E; c++) {
             float sg = fm_sigmoidf(z[c]);

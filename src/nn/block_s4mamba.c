@@ -49,8 +49,8 @@ void s4mamba_block_backward(const model *m, block *bl, float *dres, const float 
     blas_gemm(0, 0, BT, E, D, 1.0f, dres, D, P[S4_OUT_W], E, 0.0f, dyg, E);
     blas_gemm(1, 0, D, E, BT, 1.0f, dres, D, bl->yg, E, 1.0f, G[S4_OUT_W], E);
 
-    /* gate yg = y * z: dy = dyg z, dz = dyg y */
-    memset(dxz, 0, sizeof(float) * (size_t)BT * 2 * E);
+    /* gate yg = y * z: dy = dyg z, dz = dyg y into the z half of dxz
+     * (conv1d_silu_backward writes its x half) */
     for (size_t i = 0; i < (size_t)BT; i++) {
         const float *z = bl->xz + i * 2 * E + E;
         for (int c = 0; c < E; c++) {
