@@ -523,7 +523,7 @@ static void backward_seq_blk(float *du, float *ddelta, float *dAp, float *dDp, f
     memset(dDp, 0, (size_t)E * sizeof(float));
     memset(g, 0, NE * sizeof(float));
     if (!hck) { /* no checkpoints from the forward: the states at the chunk ends */
-        for (int c0 = 0; c0 < E; c0 += BLK_C) blk_forward(NULL, own, u, delta, A2T, Bm, NULL, ldbc, D, L, b, T, E, c0);
+        for (int c0 = 0; c0 < E; c0 += BLK_C) blk_forward(NULL, own, u, delta, A2T, Bm, Cm, ldbc, D, L, b, T, E, c0);
         hck = own;
     }
     for (int k = nck; k >= 0; k--) {
