@@ -8,11 +8,13 @@
  *     A_log, Bm, Cm via the whole x_proj buffer, D), loss L = sum r * y;
  *   - bitwise identical results for 1 and 2 OpenMP threads;
  *   - backward writes du, ddelta, dBm, dCm and accumulates (+=) dA_log
- *     and dD, and never writes past scan_scratch_floats
- *     or scan_ckpt_floats, or outside the Bm/Cm columns of the x_proj
- *     gradient;
+ *     and dD, and never writes past scan_scratch_floats or scan_ckpt_floats,
+ *     or outside the Bm/Cm columns of the x_proj gradient;
  *   - the backward without the forward's checkpoints (hck NULL) gives the
- *     same bits as with them.
+ *     same bits as with them;
+ *   - the register-blocked kernels (N = 16, E a multiple of 16, AVX-512)
+ *     against the channel-major ones: the same bits but for dBm/dCm, and an
+ *     FD check of their own; the other tests run blocked shapes too.
  * All of it twice: with the default chunk length (no chunk boundary in these
  * small shapes) and with chunks of 3 steps (scan_set_max_chunk), so every
  * shape with T > 3 crosses checkpoints, and most end in a shorter chunk.
