@@ -366,7 +366,7 @@ void s4d_conv_forward(float *y, const float *u, const float *K, const float *D, 
 }
 
 /*
- *   du[b,s,c] += D[c] dy[b,s,c] + sum_{l=0}^{T-1-s} K[c,l] dy[b,s+l,c]
+ *   du[b,s,c]  = D[c] dy[b,s,c] + sum_{l=0}^{T-1-s} K[c,l] dy[b,s+l,c]
  *   dK[c,l]   += sum_b sum_{t=l}^{T-1} dy[b,t,c] u[b,t-l,c]      (l < T)
  *   dD[c]     += sum_{b,t} dy[b,t,c] u[b,t,c]                   (= dK lag 0)
  * dK and dD of a channel are reduced by the one thread that owns its tile,
@@ -394,7 +394,7 @@ static void s4d_conv_backward_impl(float *du, float *dK, float *dD, const float 
                 if (l0 == 0)
                     for (int s = 0; s < T; s++) {
                         size_t os = ((size_t)b * T + s) * E + c0;
-                        for (int j = 0; j < cb; j++) du[os + j] += D[c0 + j] * dy[os + j];
+                        for (int j = 0; j < cb; j++) du[os + j] = D[c0 + j] * dy[os + j]; /* written */
                     }
                 int s = 0;
                 if (cb == CBLK) /* four rows at a time (lag_dot4) */

@@ -42,7 +42,6 @@ void s4mamba_block_forward(const model *m, block *bl, float *res_out, const floa
 void s4mamba_block_backward(const model *m, block *bl, float *dres, const float *res_in, const block_scratch *s,
                             int B, int T) {
     const int D = m->D, E = m->E, K = m->K, BT = B * T;
-    const size_t BTE = (size_t)BT * E;
     float *const *P = bl->p, *const *G = bl->g;
     float *dxz = s->d1, *dxc = s->e[0], *dxs = s->e[1], *dy = s->e[3], *dyg = s->e[4];
 
@@ -60,7 +59,6 @@ void s4mamba_block_backward(const model *m, block *bl, float *dres, const float 
     }
     /* long convolution; dK stays in bl->dkern, and model.c takes it to the
      * kernel's parameters once the shards are done */
-    memset(dxs, 0, sizeof(float) * BTE);
     memset(bl->dkern, 0, sizeof(float) * (size_t)E * T);
     s4d_conv_backward(dxs, bl->dkern, G[S4_D], dy, bl->xs, bl->kern, P[S4_D], B, T, E, T);
     /* xs = silu(xc); xc = conv1d(x): dxc is the kernel's scratch */

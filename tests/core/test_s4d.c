@@ -358,6 +358,8 @@ static int accum_ok(const char *what, const float *got, const float *init, const
     return ok;
 }
 
+/* Into buffers of other values: every parameter gradient and dK, dD add to
+ * them; du is written (the same bits as into zeros). */
 static void test_backward_accumulates(void) {
     const int B = 2, T = 90, E = 19, Nh = 4; /* two lag tiles: du is added per tile */
     kparams k = kparams_new(E, Nh, T, test_seed() + 60);
@@ -377,7 +379,7 @@ static void test_backward_accumulates(void) {
     CHECK(accum_ok("dlog_A_re", acc.re, init.re, fresh.re, EN), "dlog_A_re not accumulated");
     CHECK(accum_ok("dA_im", acc.im, init.im, fresh.im, EN), "dA_im not accumulated");
     CHECK(accum_ok("dC", acc.C, init.C, fresh.C, 2 * EN), "dC not accumulated");
-    CHECK(accum_ok("du", acc.du, init.du, fresh.du, n), "du not accumulated");
+    CHECK(!memcmp(acc.du, fresh.du, n * sizeof(float)), "du not written: it depends on the buffer's old values");
     CHECK(accum_ok("dK", acc.dK, init.dK, fresh.dK, (size_t)E * T), "dK not accumulated");
     CHECK(accum_ok("dD", acc.dD, init.dD, fresh.dD, (size_t)E), "dD not accumulated");
     run_free(&init); run_free(&fresh); run_free(&acc);
