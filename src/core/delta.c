@@ -75,7 +75,8 @@ void delta_forward(float *delta, float *dt_pre, const float *dl, int ldl, const 
 }
 
 /* Rows lo..hi-1 into this block's partials pW (R, E) and pb (E), which
- * start at zero; ddl accumulated in place. */
+ * start at zero; ddl written (its row's sum over the first channel block,
+ * then the later blocks added: 0 + s would be the same bits). */
 static void backward_rows(float *ddl, int lddl, float *restrict pW, float *restrict pb, const float *ddelta,
                           const float *dl, int ldl, const float *dt_pre, const float *WT, int lo, int hi, int E,
                           int R) {
@@ -101,7 +102,7 @@ static void backward_rows(float *ddl, int lddl, float *restrict pW, float *restr
                     s = FM_FMA(g[c], wr[c], s);
                     pr[c] = FM_FMA(g[c], a, pr[c]);
                 }
-                ddli[r] += s;
+                ddli[r] = c0 == 0 ? s : ddli[r] + s;
             }
         }
     }

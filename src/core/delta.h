@@ -10,10 +10,10 @@
  * x_proj output (M, R + 2N), read in place); W (E, R) row-major, as
  * PyTorch's dt_proj.weight; b (E); dt_pre and delta (M, E) dense.
  *
- * backward ACCUMULATES (+=) into ddl (row stride lddl), dW and db, given
- * ddelta (M, E):
+ * backward WRITES ddl (row stride lddl; its first R columns, the rest
+ * untouched) and ACCUMULATES (+=) into dW and db, given ddelta (M, E):
  *   g[i,c]    = ddelta[i,c] * sigmoid(dt_pre[i,c])
- *   ddl[i,r] += sum_c g[i,c] W[c,r]
+ *   ddl[i,r]  = sum_c g[i,c] W[c,r]
  *   dW[c,r]  += sum_i g[i,c] dl[i,r]
  *   db[c]    += sum_i g[i,c]
  *

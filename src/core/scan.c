@@ -579,9 +579,10 @@ static void scan_forward_impl(float *y, float *hck, const float *u, const float 
         float *ws = per_thread + (size_t)par_thread_id() * fwd_thread_floats(E, N);
         float *ck = hck ? hck + (size_t)b * ck_stride : NULL;
 #ifdef SCAN_BLOCKED
-        if (blk)
+        if (blk) {
             for (int c0 = 0; c0 < E; c0 += BLK_C) blk_forward(y, ck, u, delta, A2T, Bm, Cm, ldbc, D, L, b, T, E, c0);
-        else
+            continue;
+        }
 #endif
         if (N == 16) forward_seq(y, ck, ws, u, delta, A2T, Bm, Cm, ldbc, D, L, b, T, E, 16);
         else forward_seq(y, ck, ws, u, delta, A2T, Bm, Cm, ldbc, D, L, b, T, E, N);
@@ -617,10 +618,11 @@ static void scan_backward_impl(float *du, float *ddelta, float *dA_log, float *d
         float *dAp = partials + (size_t)b * part_stride, *dDp = dAp + NE;
         const float *ck = hck ? hck + (size_t)b * ck_stride : NULL;
 #ifdef SCAN_BLOCKED
-        if (blk)
+        if (blk) {
             backward_seq_blk(du, ddelta, dAp, dDp, dBm, dCm, ws, ck, dy, u, delta, AT, A2T, Z, Bm, Cm, ldbc, D, L, b,
                              T, E);
-        else
+            continue;
+        }
 #endif
         if (N == 16)
             backward_seq(du, ddelta, dAp, dDp, dBm, dCm, ws, ck, dy, u, delta, AT, A2T, Z, Bm, Cm, ldbc, D, L, b, T,

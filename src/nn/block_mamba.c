@@ -17,7 +17,6 @@
  * stride R+2N), and x and z as slices of the in_proj output (stride 2E), so
  * no copies are made. The backward walks the same steps in reverse.
  */
-#include <string.h>
 
 #include "core/blas.h"
 #include "core/conv1d.h"
@@ -87,9 +86,7 @@ void mamba_block_backward(const model *m, block *bl, float *dres, const float *r
     }
 
     /* selective scan backward: writes dxs, ddelta and the dB, dC columns of
-     * ddbc, accumulates dA_log and dD; the first R columns of ddbc (ddl,
-     * which delta_backward accumulates into) start at zero */
-    for (int i = 0; i < BT; i++) memset(ddbc + (size_t)i * W, 0, sizeof(float) * (size_t)R);
+     * ddbc (delta_backward writes its first R, ddl), accumulates dA_log, dD */
     scan_backward(dxs, ddelta, G[MB_A_LOG], ddbc + R, ddbc + R + N, G[MB_D], dy, bl->hck, bl->xs, bl->delta,
                   P[MB_A_LOG], bl->dbc + R, bl->dbc + R + N, W, P[MB_D], B, T, E, N, m->scan_scratch);
     icl_tick();

@@ -604,12 +604,9 @@ icl_status model_forward(model *m, const float *x, const int *tok, int B, int T)
     }
     int start[MODEL_SHARDS_MAX + 1];
     int ns = model_shard_plan(m, B, start);
-    if (ns > 1) {
-        model_shard_forward(m, x, tok, T, start, ns, model_shard_threads(ns));
-    } else {
-        model_s4_kernels_forward(m, T);
-        model_rows_forward(m, x, tok, B, T);
-    }
+    model_s4_kernels_forward(m, T); /* once, for all shards */
+    if (ns > 1) model_shard_forward(m, x, tok, T, start, ns, model_shard_threads(ns));
+    else model_rows_forward(m, x, tok, B, T);
     m->B = B;
     m->T = T;
     m->last_x = x;
@@ -662,12 +659,9 @@ void model_rows_backward(model *v, const float *dout, int B, int T) {
 
 icl_status model_backward(model *m, const float *dout) {
     if (m->B == 0) return icl_fail(ICL_ERR_ARG, "backward: no forward pass to go back through");
-    if (m->last_shards > 1) {
-        model_shard_backward(m, dout, m->last_shards, model_shard_threads(m->last_shards));
-    } else {
-        model_rows_backward(m, dout, m->B, m->T);
-        model_s4_kernels_backward(m, 1);
-    }
+    if (m->last_shards > 1) model_shard_backward(m, dout, m->last_shards, model_shard_threads(m->last_shards));
+    else model_rows_backward(m, dout, m->B, m->T);
+    model_s4_kernels_backward(m, m->last_shards); /* once, from the shards' dK */
     return ICL_OK;
 }
 

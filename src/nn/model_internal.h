@@ -98,7 +98,9 @@ int model_shard_plan(const model *m, int B, int *start);
 int model_shard_threads(int ns);
 /* Forward and backward of the shards of `start` on nt threads; each thread
  * claims the next shard when it is free. The results do not depend on nt
- * or on which thread ran which shard. */
+ * or on which thread ran which shard. model_forward forms the S4D kernels
+ * before (model_s4_kernels_forward) and model_backward takes the shards'
+ * dK to their parameters after (model_s4_kernels_backward). */
 void model_shard_forward(model *m, const float *x, const int *tok, int T, const int *start, int ns, int nt);
 void model_shard_backward(model *m, const float *dout, int ns, int nt);
 /* The forward and backward of sequences [0, B) of a model or a view

@@ -30,8 +30,9 @@
  * depend on T). Shard 0 is the model itself (offset 0). What a shard cannot
  * share is carved per shard in model.c's carve_all: its gradient block (the
  * weight gradients sum over its rows), the scan's, delta's and attention's
- * scratch (indexed by thread, or by call), and the S4D kernel and its
- * gradient. A model reserved for T threads has model_shard_max(T) shards,
+ * scratch (indexed by thread, or by call), and the gradient dK of each S4D
+ * kernel (the kernel itself is shared: model_forward forms it once, before
+ * the shards, and model_backward sums the shards' dK). A model reserved for T threads has model_shard_max(T) shards,
  * each with scratch for half the batch.
  *
  * Results: each sequence's forward is computed by the same single-threaded
@@ -212,7 +213,6 @@ static int claim(int *next) {
 void model_shard_forward(model *m, const float *x, const int *tok, int T, const int *start, int ns, int nt) {
     const size_t d = (size_t)m->spec.n_dims;
     for (int k = 1; k < ns; k++) bind(m, k, start[k], start[k + 1] - start[k], T);
-    model_s4_kernels_forward(m, T); /* shared by all shards */
     int next = 0;                    /* the next shard to claim */
 #pragma omp parallel num_threads(nt)
     for (int k; (k = claim(&next)) < ns;) {
@@ -252,5 +252,4 @@ void model_shard_backward(model *m, const float *dout, int ns, int nt) {
             m->grads[i] = s;
         }
     }
-    model_s4_kernels_backward(m, ns);
 }

@@ -353,9 +353,11 @@ static void shard_any_thread(const char *arch) {
     int ns = model_shard_plan(m, B, start);
     CHECK(ns == 6, "%s: plan of %d shards", arch, ns);
     memset(m->out, 0, no * sizeof(float));
+    model_s4_kernels_forward(m, T); /* what model_forward and model_backward add around the shards */
     model_shard_forward(m, x, NULL, T, start, ns, 1);
     model_zero_grad(m);
     model_shard_backward(m, dout, ns, 1);
+    model_s4_kernels_backward(m, ns);
     CHECK(!memcmp(out2, m->out, no * sizeof(float)), "%s: out differs when one thread runs the shards", arch);
     CHECK(!memcmp(g2, m->grads, np * sizeof(float)), "%s: gradients differ when one thread runs the shards", arch);
     omp_set_num_threads(1);
