@@ -39,6 +39,7 @@
  * The masked upper triangle costs nothing beyond writing its zeros.
  */
 #include "attention.h"
+#include "core/vec16.h"
 #include "core/prof.h"
 #include "core/parallel.h"
 
@@ -51,14 +52,6 @@
 /* Keys per register block of row_scores: four 16-float vectors. */
 #define ATT_BLOCK 64
 
-/* 16 floats as one value (GCC/Clang vector extension; AVX-512 one register,
- * AVX2 two, SSE four). Loaded with memcpy: no alignment is assumed. */
-typedef float v16 __attribute__((vector_size(64)));
-static inline v16 v16_load(const float *p) {
-    v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
 
 /* T rounded up to a whole block: the row stride of a transposed head, whose
  * padding is zeroed, so row_scores may read a whole block past n. */
@@ -208,10 +201,10 @@ static inline void row_scores(float *restrict s, const float *restrict a, const 
             acc3 += ai * v16_load(xi + 48);
         }
         float acc[ATT_BLOCK];
-        memcpy(acc, &acc0, sizeof acc0);
-        memcpy(acc + 16, &acc1, sizeof acc1);
-        memcpy(acc + 32, &acc2, sizeof acc2);
-        memcpy(acc + 48, &acc3, sizeof acc3);
+        v16_store(acc, acc0);
+        v16_store(acc + 16, acc1);
+        v16_store(acc + 32, acc2);
+        v16_store(acc + 48, acc3);
         const int m = n - t0 < ATT_BLOCK ? n - t0 : ATT_BLOCK;
         for (int j = 0; j < m; j++) s[t0 + j] = acc[j] * alpha;
     }

@@ -26,6 +26,7 @@
 #include "s4d.h"
 #include "core/prof.h"
 #include "core/parallel.h"
+#include "core/vec16.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -218,14 +219,6 @@ static inline void lag_dot(float *restrict out, const float (*restrict Kt)[CBLK]
     for (int j = 0; j < cb; j++) out[j] = acc[j];
 }
 
-/* 16 floats as one value (GCC/Clang vector extension, as in attention.c;
- * loaded and stored with memcpy, no alignment assumed). */
-typedef float s4d_v16 __attribute__((vector_size(64)));
-static inline s4d_v16 v16_ld(const float *p) {
-    s4d_v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
 
 /* lag_dot for four rows at once, out_k = out + k ostep with x_k = x + k
  * ostep and nl_k lags (k < 4), for a full tile (cb == CBLK). One row's sum is
@@ -235,7 +228,7 @@ static inline s4d_v16 v16_ld(const float *p) {
  * lag_dot. */
 static inline void lag_dot4(float *out, ptrdiff_t ostep, const float (*restrict Kt)[CBLK], const float *x,
                             ptrdiff_t xstep, const int nl[4]) {
-    s4d_v16 a0 = v16_ld(out), a1 = v16_ld(out + ostep), a2 = v16_ld(out + 2 * ostep), a3 = v16_ld(out + 3 * ostep);
+    v16 a0 = v16_load(out), a1 = v16_load(out + ostep), a2 = v16_load(out + 2 * ostep), a3 = v16_load(out + 3 * ostep);
     const float *x0 = x, *x1 = x + ostep, *x2 = x + 2 * ostep, *x3 = x + 3 * ostep;
     int lo = nl[0], hi = nl[0];
     for (int k = 1; k < 4; k++) {
@@ -244,25 +237,25 @@ static inline void lag_dot4(float *out, ptrdiff_t ostep, const float (*restrict 
     }
     int l = 0;
     for (; l < lo; l++) {
-        const s4d_v16 k = v16_ld(Kt[l]);
+        const v16 k = v16_load(Kt[l]);
         const ptrdiff_t o = l * xstep;
-        a0 += k * v16_ld(x0 + o);
-        a1 += k * v16_ld(x1 + o);
-        a2 += k * v16_ld(x2 + o);
-        a3 += k * v16_ld(x3 + o);
+        a0 += k * v16_load(x0 + o);
+        a1 += k * v16_load(x1 + o);
+        a2 += k * v16_load(x2 + o);
+        a3 += k * v16_load(x3 + o);
     }
     for (; l < hi; l++) { /* the rows with more lags go on alone */
-        const s4d_v16 k = v16_ld(Kt[l]);
+        const v16 k = v16_load(Kt[l]);
         const ptrdiff_t o = l * xstep;
-        if (l < nl[0]) a0 += k * v16_ld(x0 + o);
-        if (l < nl[1]) a1 += k * v16_ld(x1 + o);
-        if (l < nl[2]) a2 += k * v16_ld(x2 + o);
-        if (l < nl[3]) a3 += k * v16_ld(x3 + o);
+        if (l < nl[0]) a0 += k * v16_load(x0 + o);
+        if (l < nl[1]) a1 += k * v16_load(x1 + o);
+        if (l < nl[2]) a2 += k * v16_load(x2 + o);
+        if (l < nl[3]) a3 += k * v16_load(x3 + o);
     }
-    memcpy(out, &a0, sizeof a0);
-    memcpy(out + ostep, &a1, sizeof a1);
-    memcpy(out + 2 * ostep, &a2, sizeof a2);
-    memcpy(out + 3 * ostep, &a3, sizeof a3);
+    v16_store(out, a0);
+    v16_store(out + ostep, a1);
+    v16_store(out + 2 * ostep, a2);
+    v16_store(out + 3 * ostep, a3);
 }
 
 /* F[l][j] += g[j] x[l * xstep + j]   (l < nl, j < cb): one output row's
@@ -294,30 +287,30 @@ static void lag_corr4(float (*restrict F)[CBLK], const float *dy, const float *u
                       int nl) {
     int l = 0;
     for (; l + 4 <= nl; l += 4) {
-        s4d_v16 f[4] = {{0}, {0}, {0}, {0}};
+        v16 f[4] = {{0}, {0}, {0}, {0}};
         int t = l0 + l;
         for (; t < T && t < l0 + l + 3; t++) { /* lags l + k start at t = l0 + l + k */
-            const s4d_v16 g = v16_ld(dy + t * E);
-            for (int k = 0; k <= t - l0 - l; k++) f[k] += g * v16_ld(u + (t - l0 - l - k) * E);
+            const v16 g = v16_load(dy + t * E);
+            for (int k = 0; k <= t - l0 - l; k++) f[k] += g * v16_load(u + (t - l0 - l - k) * E);
         }
-        s4d_v16 f0 = f[0], f1 = f[1], f2 = f[2], f3 = f[3];
+        v16 f0 = f[0], f1 = f[1], f2 = f[2], f3 = f[3];
         for (; t < T; t++) {
-            const s4d_v16 g = v16_ld(dy + t * E);
+            const v16 g = v16_load(dy + t * E);
             const float *ut = u + (t - l0 - l) * E;
-            f0 += g * v16_ld(ut);
-            f1 += g * v16_ld(ut - E);
-            f2 += g * v16_ld(ut - 2 * E);
-            f3 += g * v16_ld(ut - 3 * E);
+            f0 += g * v16_load(ut);
+            f1 += g * v16_load(ut - E);
+            f2 += g * v16_load(ut - 2 * E);
+            f3 += g * v16_load(ut - 3 * E);
         }
-        memcpy(F[l], &f0, sizeof f0);
-        memcpy(F[l + 1], &f1, sizeof f1);
-        memcpy(F[l + 2], &f2, sizeof f2);
-        memcpy(F[l + 3], &f3, sizeof f3);
+        v16_store(F[l], f0);
+        v16_store(F[l + 1], f1);
+        v16_store(F[l + 2], f2);
+        v16_store(F[l + 3], f3);
     }
     for (; l < nl; l++) {
-        s4d_v16 f0 = {0};
-        for (int t = l0 + l; t < T; t++) f0 += v16_ld(dy + t * E) * v16_ld(u + (t - l0 - l) * E);
-        memcpy(F[l], &f0, sizeof f0);
+        v16 f0 = {0};
+        for (int t = l0 + l; t < T; t++) f0 += v16_load(dy + t * E) * v16_load(u + (t - l0 - l) * E);
+        v16_store(F[l], f0);
     }
 }
 
