@@ -60,26 +60,68 @@ static void load_taps(float wt[CONV_KGROUP][CONV_CBLOCK], const float *w, int K,
  * 0.0f too. */
 static const float conv_zeros[CONV_CBLOCK];
 
-/* One row of a four-tap sum: out[c] = init[c] + w0 r0 + w1 r1 + w2 r2 + w3
- * r3, in that order, each a product and then an add (C11 does not contract
- * them), the row j at r0 + j ld, tap j's weights at wt + j CONV_CBLOCK. It is
- * the generic paths' sum when all four taps of K = 4 are in range, held in a
- * register: they store the row and reload it for each tap, and each reload
- * waits on the store before it (the forward ran 1.6x slower that way, B 32,
- * T 40, C 128, one thread). Bitwise the generic paths. init: the bias
- * row (forward) or zeros (the backward's dx, which it writes). */
-static inline void taps4_row(float *out, const float *init, const float *r0, ptrdiff_t ld, const float *wt, int nc) {
-    const float *restrict x0 = r0, *restrict x1 = r0 + ld, *restrict x2 = r0 + 2 * ld, *restrict x3 = r0 + 3 * ld;
+/* One row of a four-tap sum from tap j0 on: out[c] = init[c] + w_j0 r_j0 +
+ * ... + w3 r3, in that order, each a product and then an add (C11 does not
+ * contract them), row j at xj0 + (j - j0) ld, tap j's weights at wt + j
+ * CONV_CBLOCK. Taps below j0 reach past the sequence's edge (the zero
+ * padding) and are left out, as the generic paths skip them. It is the
+ * generic paths' sum held in a register: they store the row and reload it for
+ * each tap, and each reload waits on the store before it (the forward ran
+ * 1.6x slower that way, B 32, T 40, C 128, one thread). The K - 1 edge rows
+ * of each sequence take it too, so the generic paths run only for K != 4.
+ * Bitwise the generic paths. init: the bias row (forward) or zeros (the backward's
+ * dx, which it writes). */
+static inline __attribute__((always_inline)) void taps4_row(float *out, const float *init, const float *xj0,
+                                                            ptrdiff_t ld, const float *wt, int nc, int j0) {
     const float *restrict w0 = wt, *restrict w1 = wt + CONV_CBLOCK, *restrict w2 = wt + 2 * CONV_CBLOCK,
                           *restrict w3 = wt + 3 * CONV_CBLOCK;
+    switch (j0) { /* x_j for j < j0 is not formed: it may lie outside the array */
+    case 0: {
+        const float *restrict x0 = xj0, *restrict x1 = xj0 + ld, *restrict x2 = xj0 + 2 * ld,
+                              *restrict x3 = xj0 + 3 * ld;
 #pragma omp simd
-    for (int c = 0; c < nc; c++) {
-        float s = init[c];
-        s += w0[c] * x0[c];
-        s += w1[c] * x1[c];
-        s += w2[c] * x2[c];
-        s += w3[c] * x3[c];
-        out[c] = s;
+        for (int c = 0; c < nc; c++) {
+            float s = init[c];
+            s += w0[c] * x0[c];
+            s += w1[c] * x1[c];
+            s += w2[c] * x2[c];
+            s += w3[c] * x3[c];
+            out[c] = s;
+        }
+        break;
+    }
+    case 1: {
+        const float *restrict x1 = xj0, *restrict x2 = xj0 + ld, *restrict x3 = xj0 + 2 * ld;
+#pragma omp simd
+        for (int c = 0; c < nc; c++) {
+            float s = init[c];
+            s += w1[c] * x1[c];
+            s += w2[c] * x2[c];
+            s += w3[c] * x3[c];
+            out[c] = s;
+        }
+        break;
+    }
+    case 2: {
+        const float *restrict x2 = xj0, *restrict x3 = xj0 + ld;
+#pragma omp simd
+        for (int c = 0; c < nc; c++) {
+            float s = init[c];
+            s += w2[c] * x2[c];
+            s += w3[c] * x3[c];
+            out[c] = s;
+        }
+        break;
+    }
+    default: {
+        const float *restrict x3 = xj0;
+#pragma omp simd
+        for (int c = 0; c < nc; c++) {
+            float s = init[c];
+            s += w3[c] * x3[c];
+            out[c] = s;
+        }
+    }
     }
 }
 
@@ -111,9 +153,10 @@ static void conv1d_forward_impl(float *out, float *act, const float *x, int ldx,
             load_taps(wt, w, K, c0, nc, kg, nk);
             for (int t = 0; t < T; t++) {
                 float *restrict o = out + ((size_t)b * T + t) * C + c0;
-                if (K == CONV_KGROUP && t >= K - 1) { /* tap j reads x at t - 3 + j */
-                    taps4_row(o, bias ? bias + c0 : conv_zeros, x + ((size_t)b * T + t - 3) * ldx + c0, ldx, wt[0],
-                              nc);
+                if (K == CONV_KGROUP) { /* tap j reads x at t - 3 + j, from tap j0 = 3 - t on at t < 3 */
+                    const int j0 = t >= 3 ? 0 : 3 - t;
+                    taps4_row(o, bias ? bias + c0 : conv_zeros, x + ((size_t)b * T + t - 3 + j0) * ldx + c0, ldx,
+                              wt[0], nc, j0);
                     if (act) silu_row(act + ((size_t)b * T + t) * C + c0, o, nc);
                     continue;
                 }
@@ -214,8 +257,10 @@ static void conv1d_backward_impl(float *dx, int lddx, float *dw, float *dbias, c
                 load_taps(wt, w, K, c0, nc, kg, nk);
                 for (int s = 0; s < T; s++) {
                     float *restrict d = dx + ((size_t)b * T + s) * lddx + c0;
-                    if (K == CONV_KGROUP && s + K - 1 < T) { /* tap j reads dout at s + 3 - j */
-                        taps4_row(d, conv_zeros, dout + ((size_t)b * T + s + 3) * C + c0, -(ptrdiff_t)C, wt[0], nc);
+                    if (K == CONV_KGROUP) { /* tap j reads dout at s + 3 - j, from j0 = s + 4 - T on near T */
+                        const int j0 = s + 3 < T ? 0 : s + 4 - T;
+                        taps4_row(d, conv_zeros, dout + ((size_t)b * T + s + 3 - j0) * C + c0, -(ptrdiff_t)C, wt[0],
+                                  nc, j0);
                         continue;
                     }
                     if (kg == 0)

@@ -59,6 +59,7 @@ static const shape shapes[] = {
     {2, 37, 13, 4, 13, 13, 1},  /* Mamba's K, odd T, C not a multiple of 8 */
     {2, 37, 13, 4, 29, 17, 1},  /* x and dx strided (ldx, lddx > C) */
     {3, 3, 70, 6, 75, 70, 1},   /* K > T; C spans two 64-channel blocks */
+    {2, 3, 20, 4, 24, 20, 1},   /* K = 4 > T: every row an edge row, both ends */
     {1, 5, 3, 1, 3, 3, 0},      /* K = 1, no bias */
     {2, 2, 5, 9, 10, 12, 0},    /* K much larger than T, no bias */
     {4, 41, 130, 4, 260, 130, 1}, /* Mamba-like: x half of (B, T, 2E) */
