@@ -15,6 +15,14 @@
  * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
 void gelu_forward(float *out, const float *inp, size_t n);
 void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+/* The same GELU for a training step, its derivative kept instead of
+ * recomputed: gelu_forward_keep writes out = gelu(inp) and dgelu =
+ * gelu'(inp), and dgelu may be inp itself (the MLP block keeps it in place of
+ * the pre-activation, which only its backward read); gelu_backward_kept
+ * WRITES dinp = dout * dgelu. The bits of gelu_forward, and of
+ * gelu_backward into zeros. */
+void gelu_forward_keep(float *out, float *dgelu, const float *inp, size_t n);
+void gelu_backward_kept(float *dinp, const float *dout, const float *dgelu, size_t n);
 
 /* SiLU: x * sigmoid(x). */
 void silu_forward(float *out, const float *inp, size_t n);

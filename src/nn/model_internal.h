@@ -38,7 +38,7 @@ struct block {
     float *qkv;      /* attn (B,T,3D)                                          */
     float *att;      /* attn (B,NH,T,T) softmax probabilities                  */
     float *atty;     /* attn (B,T,D) attention output before c_proj            */
-    float *fc;       /* mlp (B,T,4D) pre-GELU                                  */
+    float *fc;       /* mlp (B,T,4D) pre-GELU; after the forward GELU'(fc) */
     float *fcg;      /* mlp (B,T,4D) GELU(fc)                                  */
     float *xz;       /* mamba, s4mamba (B,T,2E): [x | z] = u W_in^T             */
     float *xc;       /* (B,T,E) conv1d(x) before SiLU                           */

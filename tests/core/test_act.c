@@ -158,6 +158,39 @@ static void test_sigmoid_helper(void) {
     CHECK(act_softplus(1e4f) == 1e4f && act_softplus(-1e4f) == 0.0f, "softplus(+-1e4)");
 }
 
+/* gelu_forward_keep / gelu_backward_kept (the MLP block's pair): the bits of
+ * gelu_forward, and of gelu_backward into zeros (a -0 product included),
+ * with the derivative kept in a buffer of its own and in place of the input;
+ * gelu_backward_kept writes, so old values in dinp do not matter. Points
+ * from -12 to 12 (both sides of the |x| > 10 saturation) and the edges. */
+static void test_gelu_kept(void) {
+    test_rng r = {test_seed() ^ 0x6E1};
+    enum { N = 70000 }; /* above ACT_PAR_MIN: the parallel loop */
+    float *x = malloc(N * sizeof(float)), *dout = malloc(N * sizeof(float)), *out0 = malloc(N * sizeof(float));
+    float *out1 = malloc(N * sizeof(float)), *dg = malloc(N * sizeof(float)), *xi = malloc(N * sizeof(float));
+    float *din0 = calloc(N, sizeof(float)), *din1 = malloc(N * sizeof(float)), *din2 = malloc(N * sizeof(float));
+    for (size_t i = 0; i < N; i++) x[i] = 24.0f * test_rng_uniform(&r) - 12.0f;
+    const float ends[] = {0.0f, -0.0f, 10.0f, -10.0f, 10.5f, -10.5f, 1e-30f, -1e-30f, 1e4f, -1e4f};
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) x[i] = ends[i];
+    test_fill_normal(&r, dout, N, 1.0f);
+    dout[N - 1] = -0.0f;
+    for (size_t i = 0; i < N; i++) din1[i] = din2[i] = 7.0f; /* old values: written over */
+    memcpy(xi, x, N * sizeof(float));
+
+    gelu_forward(out0, x, N);
+    gelu_backward(din0, dout, x, N);
+    gelu_forward_keep(out1, dg, x, N);
+    gelu_backward_kept(din1, dout, dg, N);
+    CHECK(memcmp(out0, out1, N * sizeof(float)) == 0, "gelu_forward_keep: not the bits of gelu_forward");
+    CHECK(memcmp(din0, din1, N * sizeof(float)) == 0, "gelu_backward_kept: not the bits of gelu_backward into 0");
+    gelu_forward_keep(out1, xi, xi, N); /* in place: xi becomes GELU'(x) */
+    gelu_backward_kept(din2, dout, xi, N);
+    CHECK(memcmp(out0, out1, N * sizeof(float)) == 0, "gelu_forward_keep in place: out differs");
+    CHECK(memcmp(dg, xi, N * sizeof(float)) == 0, "gelu_forward_keep in place: derivative differs");
+    CHECK(memcmp(din0, din2, N * sizeof(float)) == 0, "gelu_backward_kept after in place: differs");
+    free(x), free(dout), free(out0), free(out1), free(dg), free(xi), free(din0), free(din1), free(din2);
+}
+
 /* ------------------------------------------------------------------------ */
 /* activations: finite differences                                          */
 /* ------------------------------------------------------------------------ */
@@ -462,6 +495,7 @@ int main(int argc, char **argv) {
     par_set_min_work(0); /* small shapes must really run on 2 threads */
     TEST_RUN(test_act_vs_twin);
     TEST_RUN(test_sigmoid_helper);
+    TEST_RUN(test_gelu_kept);
     TEST_RUN(test_act_fd);
     TEST_RUN(test_act_parallel);
     TEST_RUN(test_layernorm_vs_twin);
