@@ -125,14 +125,21 @@ static inline __attribute__((always_inline)) void taps4_row(float *out, const fl
     }
 }
 
-/* a = SiLU(o) over one row: act.c's silu_forward, element for element. */
-static inline void silu_row(float *restrict a, const float *restrict o, int nc) {
+/* a = SiLU(o) over one row (act.c's silu_forward, element for element),
+ * and o overwritten with SiLU'(o) = s (1 + o (1 - s)) from the same sigmoid
+ * s, which is all the backward needs of the pre-activation: it then takes no
+ * sigmoid of its own (act.c's silu_backward takes the same factor). */
+static inline void silu_keep_row(float *restrict a, float *restrict o, int nc) {
 #pragma omp simd
-    for (int c = 0; c < nc; c++) a[c] = o[c] * fm_sigmoidf(o[c]);
+    for (int c = 0; c < nc; c++) {
+        float x = o[c], s = fm_sigmoidf(x);
+        a[c] = x * s;
+        o[c] = s * (1.0f + x * (1.0f - s));
+    }
 }
 
 /* act: NULL, or where SiLU(out) goes, row by row after the row's last tap
- * group (conv1d_silu_forward) */
+ * group, out then overwritten with SiLU'(out) (conv1d_silu_forward) */
 static void conv1d_forward_impl(float *out, float *act, const float *x, int ldx, const float *w, const float *bias,
                                 int B, int T, int C, int K) {
     if (B <= 0 || T <= 0 || C <= 0 || K <= 0) return;
@@ -157,7 +164,7 @@ static void conv1d_forward_impl(float *out, float *act, const float *x, int ldx,
                     const int j0 = t >= 3 ? 0 : 3 - t;
                     taps4_row(o, bias ? bias + c0 : conv_zeros, x + ((size_t)b * T + t - 3 + j0) * ldx + c0, ldx,
                               wt[0], nc, j0);
-                    if (act) silu_row(act + ((size_t)b * T + t) * C + c0, o, nc);
+                    if (act) silu_keep_row(act + ((size_t)b * T + t) * C + c0, o, nc);
                     continue;
                 }
                 if (kg == 0 && bias) {
@@ -174,7 +181,7 @@ static void conv1d_forward_impl(float *out, float *act, const float *x, int ldx,
 #pragma omp simd
                     for (int c = 0; c < nc; c++) o[c] += wj[c] * xr[c];
                 }
-                if (act && kg + nk == K) silu_row(act + ((size_t)b * T + t) * C + c0, o, nc);
+                if (act && kg + nk == K) silu_keep_row(act + ((size_t)b * T + t) * C + c0, o, nc);
             }
         }
     }
@@ -187,10 +194,10 @@ void conv1d_forward(float *out, const float *x, int ldx, const float *w, const f
     prof_stop(PROF_CONV, t0);
 }
 
-void conv1d_silu_forward(float *act, float *out, const float *x, int ldx, const float *w, const float *bias, int B,
+void conv1d_silu_forward(float *act, float *dsilu, const float *x, int ldx, const float *w, const float *bias, int B,
                          int T, int C, int K) {
     uint64_t t0 = prof_start();
-    conv1d_forward_impl(out, act, x, ldx, w, bias, B, T, C, K);
+    conv1d_forward_impl(dsilu, act, x, ldx, w, bias, B, T, C, K);
     prof_stop(PROF_CONV, t0);
 }
 
@@ -219,10 +226,11 @@ static void wsums4_seq(float part[CONV_KGROUP][CONV_CBLOCK], float partb[CONV_CB
 
 /* dact NULL: dout is the gradient of out. Otherwise dout is NULL and gsilu is
  * scratch that each (sequence, channel block) item first fills with
- * dact * SiLU'(pre) for all its rows (the taps of dx read later rows); the
- * weight sums (the second region) read it from there too. */
+ * dact * SiLU'(pre) (dsilu, kept by the forward) for all its rows (the taps
+ * of dx read later rows); the weight sums (the second region) read it from
+ * there too. */
 static void conv1d_backward_impl(float *dx, int lddx, float *dw, float *dbias, const float *dout, float *gsilu,
-                                 const float *dact, const float *pre, const float *x, int ldx, const float *w, int B,
+                                 const float *dact, const float *dsilu, const float *x, int ldx, const float *w, int B,
                                  int T, int C, int K) {
     if (dact) dout = gsilu;
     if (B <= 0 || T <= 0 || C <= 0 || K <= 0) return;
@@ -243,13 +251,10 @@ static void conv1d_backward_impl(float *dx, int lddx, float *dw, float *dbias, c
             if (dact) /* act.c's silu_backward into zeros, element for element */
                 for (int t = 0; t < T; t++) {
                     size_t o = ((size_t)b * T + t) * C + c0;
-                    const float *restrict da = dact + o, *restrict xp = pre + o;
+                    const float *restrict da = dact + o, *restrict ds = dsilu + o;
                     float *restrict go = gsilu + o;
 #pragma omp simd
-                    for (int c = 0; c < nc; c++) {
-                        float s = fm_sigmoidf(xp[c]);
-                        go[c] = 0.0f + da[c] * s * (1.0f + xp[c] * (1.0f - s));
-                    }
+                    for (int c = 0; c < nc; c++) go[c] = 0.0f + da[c] * ds[c];
                 }
 
             for (int kg = 0; kg < K; kg += CONV_KGROUP) {
@@ -344,8 +349,8 @@ void conv1d_backward(float *dx, int lddx, float *dw, float *dbias, const float *
 }
 
 void conv1d_silu_backward(float *dx, int lddx, float *dw, float *dbias, float *dout, const float *dact,
-                          const float *out, const float *x, int ldx, const float *w, int B, int T, int C, int K) {
+                          const float *dsilu, const float *x, int ldx, const float *w, int B, int T, int C, int K) {
     uint64_t t0 = prof_start();
-    conv1d_backward_impl(dx, lddx, dw, dbias, NULL, dout, dact, out, x, ldx, w, B, T, C, K);
+    conv1d_backward_impl(dx, lddx, dw, dbias, NULL, dout, dact, dsilu, x, ldx, w, B, T, C, K);
     prof_stop(PROF_CONV, t0);
 }

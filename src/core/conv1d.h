@@ -24,18 +24,19 @@ void conv1d_backward(float *dx, int lddx, float *dw, float *dbias, const float *
                      const float *w, int B, int T, int C, int K);
 
 /* The conv followed by SiLU, as both Mamba blocks use it, in the same
- * passes: the forward writes out (the pre-activation, which the backward
- * needs) and act = SiLU(out); the backward takes dact, the gradient of
- * act, writes dout = dact * SiLU'(out) into the caller's scratch dout (B, T,
- * C), overwritten, and from it writes dx and accumulates dw, dbias as
- * conv1d_backward.
- * Bitwise the results of conv1d_forward + silu_forward and of silu_backward
- * (into zeros) + conv1d_backward (act.h's SiLU, the same expressions), with
- * one parallel region and one pass over (B, T, C) fewer each way and no
- * zeroing of dout. */
-void conv1d_silu_forward(float *act, float *out, const float *x, int ldx, const float *w, const float *bias, int B,
+ * passes. The forward writes act = SiLU(pre) and, instead of the
+ * pre-activation pre = conv(x), its derivative dsilu = SiLU'(pre) (B, T, C),
+ * which is all the backward needs of it: the backward then evaluates no
+ * sigmoid. The backward takes dact, the gradient of act, writes dout = dact *
+ * dsilu into the caller's scratch dout (B, T, C), overwritten, and from it
+ * writes dx and accumulates dw, dbias as conv1d_backward.
+ * Bitwise the results of conv1d_forward + silu_forward (act) and of
+ * silu_backward (into zeros) + conv1d_backward (act.h's SiLU, the same
+ * expressions), with one parallel region and one pass over (B, T, C) fewer
+ * each way and no zeroing of dout. */
+void conv1d_silu_forward(float *act, float *dsilu, const float *x, int ldx, const float *w, const float *bias, int B,
                          int T, int C, int K);
 void conv1d_silu_backward(float *dx, int lddx, float *dw, float *dbias, float *dout, const float *dact,
-                          const float *out, const float *x, int ldx, const float *w, int B, int T, int C, int K);
+                          const float *dsilu, const float *x, int ldx, const float *w, int B, int T, int C, int K);
 
 #endif

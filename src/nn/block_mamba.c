@@ -5,7 +5,7 @@
  *   u      = LN(res)                                   (B,T,D)
  *   [x|z]  = u W_in^T                                  (B,T,2E)  no bias
  *   xc     = conv1d_causal(x) + b_conv                 (B,T,E)   depthwise, K taps
- *   xs     = SiLU(xc)                                  (B,T,E)
+ *   xs     = SiLU(xc)                                  (B,T,E)   (SiLU'(xc) is kept in xc's place)
  *   [dl|B|C] = xs W_x^T                                (B,T,R+2N) no bias
  *   delta  = softplus(dl W_dt^T + b_dt)                (B,T,E)   core/delta.c, one pass
  *   y      = selective_scan(xs, delta, A_log, B, C, D) (B,T,E)   core/scan.c
@@ -34,7 +34,7 @@ void mamba_block_forward(const model *m, block *bl, float *res_out, const float 
     layernorm_forward(bl->ln_out, bl->ln_mean, bl->ln_rstd, res_in, P[MB_LN_W], P[MB_LN_B], BT, D);
     /* xz = u W_in^T:  in_proj, (BT, D) x (D, 2E) */
     blas_gemm(0, 1, BT, 2 * E, D, 1.0f, bl->ln_out, D, P[MB_IN_W], D, 0.0f, bl->xz, 2 * E);
-    /* xc = conv1d(x); xs = silu(xc) */
+    /* xs = silu(conv1d(x)); xc keeps silu'(conv1d(x)) for the backward */
     conv1d_silu_forward(bl->xs, bl->xc, bl->xz, 2 * E, P[MB_CONV_W], P[MB_CONV_B], B, T, E, K);
     /* dbc = xs W_x^T: x_proj, (BT, E) x (E, R+2N) */
     blas_gemm(0, 1, BT, W, E, 1.0f, bl->xs, E, P[MB_XPROJ_W], E, 0.0f, bl->dbc, W);
@@ -99,7 +99,7 @@ void mamba_block_backward(const model *m, block *bl, float *dres, const float *r
     blas_gemm(0, 0, BT, E, W, 1.0f, ddbc, W, P[MB_XPROJ_W], E, 1.0f, dxs, E);
     blas_gemm(1, 0, W, E, BT, 1.0f, ddbc, W, bl->xs, E, 1.0f, G[MB_XPROJ_W], E);
 
-    /* xs = silu(xc); xc = conv1d(x): dxc is the kernel's scratch */
+    /* xs = silu(conv1d(x)), xc = its silu': dxc is the kernel's scratch */
     conv1d_silu_backward(dxz, 2 * E, G[MB_CONV_W], G[MB_CONV_B], dxc, dxs, bl->xc, bl->xz, 2 * E, P[MB_CONV_W], B, T,
                          E, K);
 

@@ -29,6 +29,7 @@ void s4mamba_block_forward(const model *m, block *bl, float *res_out, const floa
     float *const *P = bl->p;
     layernorm_forward(bl->ln_out, bl->ln_mean, bl->ln_rstd, res_in, P[S4_LN_W], P[S4_LN_B], BT, D);
     blas_gemm(0, 1, BT, 2 * E, D, 1.0f, bl->ln_out, D, P[S4_IN_W], D, 0.0f, bl->xz, 2 * E);
+    /* xs = silu(conv1d(x)); xc keeps silu'(conv1d(x)) for the backward */
     conv1d_silu_forward(bl->xs, bl->xc, bl->xz, 2 * E, P[S4_CONV_W], P[S4_CONV_B], B, T, E, K);
     /* bl->kern: one tap per lag, this forward's T of them (model.c formed it) */
     s4d_conv_forward(bl->y, bl->xs, bl->kern, P[S4_D], B, T, E, T);

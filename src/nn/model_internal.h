@@ -41,7 +41,7 @@ struct block {
     float *fc;       /* mlp (B,T,4D) pre-GELU; after the forward GELU'(fc) */
     float *fcg;      /* mlp (B,T,4D) GELU(fc)                                  */
     float *xz;       /* mamba, s4mamba (B,T,2E): [x | z] = u W_in^T             */
-    float *xc;       /* (B,T,E) conv1d(x) before SiLU                           */
+    float *xc;       /* (B,T,E) SiLU'(conv1d(x)), kept for the backward         */
     float *xs;       /* (B,T,E) SiLU(xc), the SSM input                         */
     float *dbc;      /* mamba (B,T,R+2N): [delta_low | B | C] = xs W_x^T        */
     float *dt_pre;   /* mamba (B,T,E) W_dt delta_low + b_dt                     */

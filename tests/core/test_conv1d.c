@@ -271,9 +271,10 @@ static void test_thread_invariance(void) {
  * conv1d_silu_backward == silu_backward (into zeros) + conv1d_backward, bit
  * for bit (the header promises it: the same expressions), for every shape
  * of test_matches_naive, with 1 and 2 threads, the pre-activation pushed
- * into both tails of the sigmoid; dout is scratch (filled with NaN first:
- * every element must be written before it is read), and dx's padding
- * columns stay untouched. */
+ * into both tails of the sigmoid; the kept derivative is the factor
+ * silu_backward applies (its gradient for dout = 1); dout is scratch (filled
+ * with NaN first: every element must be written before it is read), and dx's
+ * padding columns stay untouched. */
 static void test_silu_fused(void) {
     test_rng rng = {test_seed() ^ 0x5115};
     int saved = omp_get_max_threads();
@@ -282,6 +283,8 @@ static void test_silu_fused(void) {
         size_t rows = (size_t)s.B * s.T, n = rows * s.C, nw = (size_t)s.C * s.K;
         float *x = test_falloc(rows * s.ldx), *w = test_falloc(nw), *bias = test_falloc(s.C), *dact = test_falloc(n);
         float *pre[2], *act[2], *dx[2], *dw[2], *db[2], *dpre = test_falloc(n), *scratch = test_falloc(n);
+        float *ones = test_falloc(n), *dsilu = test_falloc(n);
+        for (size_t i = 0; i < n; i++) ones[i] = 1.0f;
         test_fill_normal(&rng, x, rows * s.ldx, 3.0f);
         test_fill_normal(&rng, w, nw, 2.0f);
         test_fill_normal(&rng, bias, s.C, 1.0f);
@@ -300,11 +303,15 @@ static void test_silu_fused(void) {
             memset(dpre, 0, n * sizeof(float));
             silu_backward(dpre, dact, pre[0], n);
             conv1d_backward(dx[0], s.lddx, dw[0], s.has_bias ? db[0] : NULL, dpre, x, s.ldx, w, s.B, s.T, s.C, s.K);
+            memset(dsilu, 0, n * sizeof(float));
+            silu_backward(dsilu, ones, pre[0], n); /* 0 + 1 * SiLU'(pre): the factor itself */
             conv1d_silu_forward(act[1], pre[1], x, s.ldx, w, b, s.B, s.T, s.C, s.K);
             for (size_t i = 0; i < n; i++) scratch[i] = NAN;
             conv1d_silu_backward(dx[1], s.lddx, dw[1], s.has_bias ? db[1] : NULL, scratch, dact, pre[1], x, s.ldx, w,
                                  s.B, s.T, s.C, s.K);
-            CHECK(!memcmp(pre[0], pre[1], n * sizeof(float)), "shape %zu, %d thr: out differs", si, thr);
+            size_t bad = 0; /* by value: where s is 0, s times a negative factor is -0, and 0 + 1 * -0 is +0 */
+            for (size_t i = 0; i < n; i++) bad += dsilu[i] != pre[1][i];
+            CHECK(bad == 0, "shape %zu, %d thr: kept SiLU' differs in %zu places", si, thr, bad);
             CHECK(!memcmp(act[0], act[1], n * sizeof(float)), "shape %zu, %d thr: act differs", si, thr);
             CHECK(!memcmp(dpre, scratch, n * sizeof(float)), "shape %zu, %d thr: dout scratch differs", si, thr);
             CHECK(!memcmp(dx[0], dx[1], rows * s.lddx * sizeof(float)), "shape %zu, %d thr: dx differs", si, thr);
@@ -314,7 +321,7 @@ static void test_silu_fused(void) {
         }
         printf("  B=%d T=%d C=%d K=%d ldx=%d lddx=%d: fused == composed, 1 and 2 threads\n", s.B, s.T, s.C, s.K,
                s.ldx, s.lddx);
-        free(x), free(w), free(bias), free(dact), free(dpre), free(scratch);
+        free(x), free(w), free(bias), free(dact), free(dpre), free(scratch), free(ones), free(dsilu);
     }
     omp_set_num_threads(saved);
 }
