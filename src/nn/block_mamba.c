@@ -10,7 +10,7 @@
  *   delta  = softplus(dl W_dt^T + b_dt)                (B,T,E)   core/delta.c, one pass
  *   y      = selective_scan(xs, delta, A_log, B, C, D) (B,T,E)   core/scan.c
  *            (saving its chunk checkpoints in hck for the backward)
- *   yg     = y * SiLU(z)                               (B,T,E)
+ *   yg     = y * SiLU(z)                               (B,T,E)   (SiLU(z), y SiLU'(z) kept in z's, y's places)
  *   res'   = res + yg W_out^T                          (B,T,D)   no bias
  *
  * B and C are read in place as column slices of the x_proj output (row
@@ -45,14 +45,22 @@ void mamba_block_forward(const model *m, block *bl, float *res_out, const float 
     scan_forward(bl->y, bl->hck, bl->xs, bl->delta, P[MB_A_LOG], bl->dbc + R, bl->dbc + R + N, W, P[MB_D], B, T, E, N,
                  m->scan_scratch);
     icl_tick(); /* the scan is most of the block: let a screen redraw on each side of it */
-    /* gate: yg = y * silu(z), z the second half of xz */
+    /* gate: yg = y * silu(z), z the second half of xz. Only the backward
+     * reads z and y after this, and only for the two partial derivatives:
+     * z's place keeps silu(z) = d yg / d y and y's place y silu'(z) = d yg /
+     * d z, so the backward evaluates no sigmoid */
 #pragma omp parallel for schedule(static) if ((size_t)BT * E >= PAR_MIN_WORK)
     for (int i = 0; i < BT; i++) {
-        const float *z = bl->xz + (size_t)i * 2 * E + E;
-        const float *y = bl->y + (size_t)i * E;
-        float *yg = bl->yg + (size_t)i * E;
+        float *restrict z = bl->xz + (size_t)i * 2 * E + E;
+        float *restrict y = bl->y + (size_t)i * E;
+        float *restrict yg = bl->yg + (size_t)i * E;
 #pragma omp simd
-        for (int c = 0; c < E; c++) yg[c] = y[c] * z[c] * fm_sigmoidf(z[c]);
+        for (int c = 0; c < E; c++) {
+            float zc = z[c], yc = y[c], sg = fm_sigmoidf(zc), sz = zc * sg;
+            yg[c] = yc * sz;
+            z[c] = sz;
+            y[c] = yc * (sg * (1.0f + zc * (1.0f - sg)));
+        }
     }
     /* res' = res + yg W_out^T */
     linear_forward_residual(res_out, bl->yg, P[MB_OUT_W], NULL, res_in, BT, E, D);
@@ -70,18 +78,18 @@ void mamba_block_backward(const model *m, block *bl, float *dres, const float *r
     blas_gemm(1, 0, D, E, BT, 1.0f, dres, D, bl->yg, E, 1.0f, G[MB_OUT_W], E);
 
     /* gate: dy = dyg * silu(z); dz = dyg * y * silu'(z) into the z half of
-     * dxz (conv1d_silu_backward writes its x half) */
+     * dxz (conv1d_silu_backward writes its x half); the forward left silu(z)
+     * in z's place and y silu'(z) in y's */
 #pragma omp parallel for schedule(static) if ((size_t)BT * E >= PAR_MIN_WORK)
     for (int i = 0; i < BT; i++) {
-        const float *z = bl->xz + (size_t)i * 2 * E + E;
-        const float *y = bl->y + (size_t)i * E;
-        const float *g = dyg + (size_t)i * E;
-        float *dyi = dy + (size_t)i * E, *dz = dxz + (size_t)i * 2 * E + E;
+        const float *restrict sz = bl->xz + (size_t)i * 2 * E + E;
+        const float *restrict ydz = bl->y + (size_t)i * E;
+        const float *restrict g = dyg + (size_t)i * E;
+        float *restrict dyi = dy + (size_t)i * E, *restrict dz = dxz + (size_t)i * 2 * E + E;
 #pragma omp simd
         for (int c = 0; c < E; c++) {
-            float sg = fm_sigmoidf(z[c]);
-            dyi[c] = g[c] * z[c] * sg;
-            dz[c] = g[c] * y[c] * sg * (1.0f + z[c] * (1.0f - sg));
+            dyi[c] = g[c] * sz[c];
+            dz[c] = g[c] * ydz[c];
         }
     }
 

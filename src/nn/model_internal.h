@@ -38,9 +38,10 @@ struct block {
     float *qkv;      /* attn (B,T,3D)                                          */
     float *att;      /* attn (B,NH,T,T) softmax probabilities                  */
     float *atty;     /* attn (B,T,D) attention output before c_proj            */
-    float *fc;       /* mlp (B,T,4D) pre-GELU; after the forward GELU'(fc) */
+    float *fc;       /* mlp (B,T,4D) pre-GELU; after the forward GELU'(fc)     */
     float *fcg;      /* mlp (B,T,4D) GELU(fc)                                  */
-    float *xz;       /* mamba, s4mamba (B,T,2E): [x | z] = u W_in^T             */
+    float *xz;       /* mamba, s4mamba (B,T,2E): [x | z] = u W_in^T; mamba's    */
+                     /* forward leaves SiLU(z) in z's place                      */
     float *xc;       /* (B,T,E) SiLU'(conv1d(x)), kept for the backward         */
     float *xs;       /* (B,T,E) SiLU(xc), the SSM input                         */
     float *dbc;      /* mamba (B,T,R+2N): [delta_low | B | C] = xs W_x^T        */
@@ -52,7 +53,7 @@ struct block {
     float *dkern;    /* s4mamba (E,T) its gradient over this shard's sequences;
                       * model_backward turns the shards' sum into the kernel
                       * parameters' gradients (one kernel backward per step)    */
-    float *y;        /* (B,T,E) SSM output                                      */
+    float *y;        /* (B,T,E) SSM output; mamba's forward leaves y SiLU'(z)   */
     float *yg;       /* (B,T,E) gated: y * SiLU(z) (mamba) or y * z (s4mamba)   */
 };
 
