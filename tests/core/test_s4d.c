@@ -96,6 +96,26 @@ static void naive_conv(double *y, const float *u, const float *K, const float *D
             }
 }
 
+/* The convolution's backward, literally (y is linear in u, K, D):
+ *   du[b,s,c] = D[c] dy[b,s,c] + sum_{l <= T-1-s} K[c,l] dy[b,s+l,c]
+ *   dK[c,l]   = sum_b sum_{t >= l} dy[b,t,c] u[b,t-l,c]   (l < T)
+ *   dD[c]     = sum_{b,t} dy[b,t,c] u[b,t,c] */
+static void naive_conv_backward(double *du, double *dK, double *dD, const float *dy, const float *u, const float *K,
+                                const float *D, int B, int T, int E, int L) {
+    for (size_t i = 0; i < (size_t)E * L; i++) dK[i] = 0.0;
+    for (int c = 0; c < E; c++) dD[c] = 0.0;
+    for (int b = 0; b < B; b++)
+        for (int s = 0; s < T; s++)
+            for (int c = 0; c < E; c++) {
+                size_t o = ((size_t)b * T + s) * E + c;
+                double a = (double)D[c] * dy[o];
+                for (int l = 0; s + l < T; l++) a += (double)K[(size_t)c * L + l] * dy[o + (size_t)l * E];
+                du[o] = a;
+                dD[c] += (double)dy[o] * u[o];
+                for (int l = 0; l <= s; l++) dK[(size_t)c * L + l] += (double)dy[o] * u[o - (size_t)l * E];
+            }
+}
+
 static float *to_float(const double *x, size_t n) {
     float *f = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) f[i] = (float)x[i];
@@ -157,7 +177,9 @@ static const int conv_cases[][4] = {
     {1, 1, 1, 1},    /* degenerate */
     {1, 5, 1, 9},    /* one channel, T < L */
     {2, 70, 19, 75}, /* a partial 16-channel tile, two lag tiles */
-    {3, 130, 33, 130} /* three lag tiles */
+    {3, 130, 33, 130}, /* three lag tiles */
+    {2, 81, 32, 81},   /* full tiles only, copied contiguous (T <= 256) */
+    {1, 300, 18, 300}  /* T > 256: a full tile read in place, and a partial one */
 };
 #define NCONV (sizeof conv_cases / sizeof conv_cases[0])
 
@@ -176,6 +198,33 @@ static void test_conv_matches_naive(void) {
         /* float sums of up to 130 terms of size ~0.3: 1e-5 relative + 1e-5 */
         CHECK(test_allclose("y", p.y, yf, n, 1e-5, 1e-5), "B%d T%d E%d L%d", B, T, E, L);
         free(yd); free(yf);
+        cparams_free(&p);
+    }
+}
+
+/* The backward against its twin, for every shape of the forward's test (the
+ * copied and the in-place tiles): du sums up to T products of a dy ~1 and a
+ * K ~0.3, dK and dD up to B T products of two ~1 values, all in float
+ * (dK, dD per sequence, then in double): 1e-5 relative to the sum of the
+ * magnitudes, which sqrt(T) bounds here, plus 1e-4. */
+static void test_conv_backward_matches_naive(void) {
+    for (size_t s = 0; s < NCONV; s++) {
+        int B = conv_cases[s][0], T = conv_cases[s][1], E = conv_cases[s][2], L = conv_cases[s][3];
+        cparams p = cparams_new(B, T, E, L, test_seed() + 20 + s);
+        size_t n = (size_t)B * T * E, nk = (size_t)E * L;
+        float *du = malloc(n * sizeof(float)), *dK = calloc(nk, sizeof(float)), *dD = calloc((size_t)E, sizeof(float));
+        double *rdu = malloc(n * sizeof(double)), *rdK = malloc(nk * sizeof(double)), *rdD = malloc(E * sizeof(double));
+        for (size_t i = 0; i < n; i++) du[i] = NAN; /* written, not added to */
+        s4d_conv_backward(du, dK, dD, p.r, p.u, p.K, p.D, B, T, E, L);
+        naive_conv_backward(rdu, rdK, rdD, p.r, p.u, p.K, p.D, B, T, E, L);
+        float *fdu = to_float(rdu, n), *fdK = to_float(rdK, nk), *fdD = to_float(rdD, (size_t)E);
+        double atol = 1e-4 + 1e-5 * sqrt((double)B * T);
+        printf("  B%d T%d E%d L%d\n", B, T, E, L);
+        CHECK(test_allclose("du", du, fdu, n, 1e-5, atol), "B%d T%d E%d L%d: du", B, T, E, L);
+        /* dK beyond lag T-1 is 0: no sequence reaches it */
+        CHECK(test_allclose("dK", dK, fdK, nk, 1e-5, atol), "B%d T%d E%d L%d: dK", B, T, E, L);
+        CHECK(test_allclose("dD", dD, fdD, (size_t)E, 1e-5, atol), "B%d T%d E%d L%d: dD", B, T, E, L);
+        free(du), free(dK), free(dD), free(rdu), free(rdK), free(rdD), free(fdu), free(fdK), free(fdD);
         cparams_free(&p);
     }
 }
@@ -392,6 +441,7 @@ int main(int argc, char **argv) {
     par_set_min_work(0); /* small shapes must really run on 2 threads */
     TEST_RUN(test_kernel_matches_naive);
     TEST_RUN(test_conv_matches_naive);
+    TEST_RUN(test_conv_backward_matches_naive);
     TEST_RUN(test_kernel_equals_recurrence);
     TEST_RUN(test_kernel_gradients_fd);
     TEST_RUN(test_conv_gradients_fd);
