@@ -34,15 +34,8 @@
 
 enum {
     LCHUNK = 64, /* lags per tile (kernel re-seed period; conv tile length) */
-    CBLK = 16,   /* channels per conv tile: contiguous in u, y (B, T, E) */
-    COPY_ROWS = 256 /* longest sequence whose tile is copied contiguous (16 KiB) */
+    CBLK = 16    /* channels per conv tile: contiguous in u, y (B, T, E) */
 };
-
-/* The tile (T rows of CBLK channels from column c0, rows ld floats apart)
- * into the contiguous t (T, CBLK). */
-static inline void tile_copy(float (*restrict t)[CBLK], const float *restrict src, ptrdiff_t ld, int T) {
-    for (int i = 0; i < T; i++) v16_store(t[i], v16_load(src + i * ld));
-}
 
 /* exp(z * l) for z = zr + i zi, by the closed form. */
 static void cexp_scaled(double zr, double zi, double l, double *re, double *im) {
@@ -196,14 +189,14 @@ void s4d_kernel_backward(float *dlog_dt, float *dlog_A_re, float *dA_im, float *
  * keeps its order, so the bits are those of the row-by-row loops (a small
  * S4-Mamba step 41.3 -> 34.7 ms, one thread; the gradients of a step
  * compared byte for byte).
- * A full tile of a sequence of at most COPY_ROWS steps is first copied into
- * a contiguous stack array (T, CBLK) (u in the forward, dy and u in the
- * backward), and the lag loops read the copy: in place the rows are E floats
- * apart, and where E * 4 bytes is a multiple of 1 KiB the tile's T rows fall
- * into a few L1 sets and evict each other (at E = 256, T = 81, four sets of
- * twelve ways for 81 rows). Copied, the convolution ran 2-3x faster at E =
- * 256 (see the commit); the sums are the same, term for term. Longer
- * sequences and partial tiles read in place.
+ * Known limit: the rows of one tile are E floats apart, so when E*4 bytes is
+ * a multiple of 1-2 KiB the rows of a lag tile share few L1 sets; measured
+ * about 2 GMAC/s per core at E = 512 (still several times cheaper than the
+ * selective scan at the same shape). Tried and dropped: copying a
+ * sequence's tile into a contiguous stack array first. On an AVX-512 Xeon
+ * the kernel alone ran 1.3-1.5x faster at B 2-8 (T 81, E 256), but only
+ * 1.04-1.11x at B 32, where each tile line comes from beyond L2 once per
+ * sequence, and the S4-Mamba step was 4-5% slower (small and medium).
  */
 
 /* out[j] += sum_{l < nl} Kt[l][j] x[l * xstep + j]   (j < cb), the lags
@@ -231,15 +224,15 @@ static inline void lag_dot(float *restrict out, const float (*restrict Kt)[CBLK]
 
 
 /* lag_dot for four rows at once, out_k = out + k ostep with x_k = x + k
- * xrow and nl_k lags (k < 4), for a full tile (cb == CBLK). One row's sum is
+ * ostep and nl_k lags (k < 4), for a full tile (cb == CBLK). One row's sum is
  * a chain of dependent adds, one lag after the other, so a single row waits
  * on the add latency at every lag; four rows are four independent chains.
  * Each row still adds its lags in increasing order: the same bits as
  * lag_dot. */
 static inline void lag_dot4(float *out, ptrdiff_t ostep, const float (*restrict Kt)[CBLK], const float *x,
-                            ptrdiff_t xrow, ptrdiff_t xstep, const int nl[4]) {
+                            ptrdiff_t xstep, const int nl[4]) {
     v16 a0 = v16_load(out), a1 = v16_load(out + ostep), a2 = v16_load(out + 2 * ostep), a3 = v16_load(out + 3 * ostep);
-    const float *x0 = x, *x1 = x + xrow, *x2 = x + 2 * xrow, *x3 = x + 3 * xrow;
+    const float *x0 = x, *x1 = x + ostep, *x2 = x + 2 * ostep, *x3 = x + 3 * ostep;
     int lo = nl[0], hi = nl[0];
     for (int k = 1; k < 4; k++) {
         lo = nl[k] < lo ? nl[k] : lo;
@@ -289,29 +282,28 @@ static inline void lag_outer(float (*restrict F)[CBLK], const float *restrict g,
 
 /* The tile's lag correlations of one sequence for a full tile (cb ==
  * CBLK): F[l][j] = sum_{t = l0 + l}^{T-1} dy[t][j] u[t - l0 - l][j] for l <
- * nl, with dy and u at row 0 of the sequence and the tile's channels, rows
- * ld floats apart (E in place, CBLK in the contiguous copies). Four lags at a
- * time, each a register summed over t in increasing order: the same sums,
- * term for term, as lag_outer row by row, without loading and storing F[l]
- * at every t. */
-static void lag_corr4(float (*restrict F)[CBLK], const float *dy, const float *u, ptrdiff_t ld, int T, int l0,
+ * nl, with dy and u at row 0 of the sequence and the tile's channels, rows E
+ * apart. Four lags at a time, each a register summed over t in increasing
+ * order: the same sums, term for term, as lag_outer row by row, without
+ * loading and storing F[l] at every t. */
+static void lag_corr4(float (*restrict F)[CBLK], const float *dy, const float *u, ptrdiff_t E, int T, int l0,
                       int nl) {
     int l = 0;
     for (; l + 4 <= nl; l += 4) {
         v16 f[4] = {{0}, {0}, {0}, {0}};
         int t = l0 + l;
         for (; t < T && t < l0 + l + 3; t++) { /* lags l + k start at t = l0 + l + k */
-            const v16 g = v16_load(dy + t * ld);
-            for (int k = 0; k <= t - l0 - l; k++) f[k] += g * v16_load(u + (t - l0 - l - k) * ld);
+            const v16 g = v16_load(dy + t * E);
+            for (int k = 0; k <= t - l0 - l; k++) f[k] += g * v16_load(u + (t - l0 - l - k) * E);
         }
         v16 f0 = f[0], f1 = f[1], f2 = f[2], f3 = f[3];
         for (; t < T; t++) {
-            const v16 g = v16_load(dy + t * ld);
-            const float *ut = u + (t - l0 - l) * ld;
+            const v16 g = v16_load(dy + t * E);
+            const float *ut = u + (t - l0 - l) * E;
             f0 += g * v16_load(ut);
-            f1 += g * v16_load(ut - ld);
-            f2 += g * v16_load(ut - 2 * ld);
-            f3 += g * v16_load(ut - 3 * ld);
+            f1 += g * v16_load(ut - E);
+            f2 += g * v16_load(ut - 2 * E);
+            f3 += g * v16_load(ut - 3 * E);
         }
         v16_store(F[l], f0);
         v16_store(F[l + 1], f1);
@@ -320,7 +312,7 @@ static void lag_corr4(float (*restrict F)[CBLK], const float *dy, const float *u
     }
     for (; l < nl; l++) {
         v16 f0 = {0};
-        for (int t = l0 + l; t < T; t++) f0 += v16_load(dy + t * ld) * v16_load(u + (t - l0 - l) * ld);
+        for (int t = l0 + l; t < T; t++) f0 += v16_load(dy + t * E) * v16_load(u + (t - l0 - l) * E);
         v16_store(F[l], f0);
     }
 }
@@ -333,8 +325,7 @@ static void s4d_conv_forward_impl(float *y, const float *u, const float *K, cons
 #pragma omp parallel for schedule(static) if ((size_t)B * T * L * E / 2 >= PAR_MIN_WORK)
     for (int blk = 0; blk < nblk; blk++) {
         int c0 = blk * CBLK, cb = E - c0 < CBLK ? E - c0 : CBLK;
-        float Kt[LCHUNK][CBLK], uc[COPY_ROWS][CBLK];
-        const int copy = cb == CBLK && T <= COPY_ROWS;
+        float Kt[LCHUNK][CBLK];
         for (int l0 = 0; l0 < T; l0 += LCHUNK) {
             int nl = T - l0 < LCHUNK ? T - l0 : LCHUNK;
             for (int l = 0; l < nl; l++)
@@ -349,23 +340,19 @@ static void s4d_conv_forward_impl(float *y, const float *u, const float *K, cons
                         size_t o = ((size_t)b * T + t) * E + c0;
                         for (int j = 0; j < cb; j++) y[o + j] = D[c0 + j] * u[o + j];
                     }
-                /* the tile's u rows: the contiguous copy, or in place */
-                const float *ub = u + (size_t)b * T * E + c0;
-                ptrdiff_t ur = E;
-                if (copy) tile_copy(uc, ub, E, T), ub = uc[0], ur = CBLK;
                 int t = l0;
                 if (cb == CBLK) /* four rows at a time (lag_dot4) */
                     for (; t + 4 <= T; t += 4) {
                         int lm[4];
                         for (int k = 0; k < 4; k++) lm[k] = t + k - l0 + 1 < nl ? t + k - l0 + 1 : nl;
-                        lag_dot4(y + ((size_t)b * T + t) * E + c0, E, (const float (*)[CBLK])Kt, ub + (t - l0) * ur,
-                                 ur, -ur, lm);
+                        lag_dot4(y + ((size_t)b * T + t) * E + c0, E, (const float (*)[CBLK])Kt,
+                                 u + ((size_t)b * T + (t - l0)) * E + c0, -(ptrdiff_t)E, lm);
                     }
                 for (; t < T; t++) {
                     float *yt = y + ((size_t)b * T + t) * E + c0;
-                    const float *ut = ub + (t - l0) * ur; /* lag l0 */
+                    const float *ut = u + ((size_t)b * T + (t - l0)) * E + c0; /* lag l0 */
                     int lmax = t - l0 + 1 < nl ? t - l0 + 1 : nl;
-                    lag_dot(yt, (const float (*)[CBLK])Kt, ut, -ur, lmax, cb);
+                    lag_dot(yt, (const float (*)[CBLK])Kt, ut, -(ptrdiff_t)E, lmax, cb);
                 }
             }
         }
@@ -393,9 +380,8 @@ static void s4d_conv_backward_impl(float *du, float *dK, float *dD, const float 
 #pragma omp parallel for schedule(static) if ((size_t)B * T * L * E / 2 >= PAR_MIN_WORK)
     for (int blk = 0; blk < nblk; blk++) {
         int c0 = blk * CBLK, cb = E - c0 < CBLK ? E - c0 : CBLK;
-        float Kt[LCHUNK][CBLK], F[LCHUNK][CBLK], dyc[COPY_ROWS][CBLK], uc[COPY_ROWS][CBLK];
+        float Kt[LCHUNK][CBLK], F[LCHUNK][CBLK];
         double dKt[LCHUNK][CBLK];
-        const int copy = cb == CBLK && T <= COPY_ROWS;
         for (int l0 = 0; l0 < T; l0 += LCHUNK) {
             int nl = T - l0 < LCHUNK ? T - l0 : LCHUNK;
             for (int l = 0; l < nl; l++)
@@ -410,26 +396,23 @@ static void s4d_conv_backward_impl(float *du, float *dK, float *dD, const float 
                         size_t os = ((size_t)b * T + s) * E + c0;
                         for (int j = 0; j < cb; j++) du[os + j] = D[c0 + j] * dy[os + j]; /* written */
                     }
-                /* the tile's dy and u rows: contiguous copies, or in place */
-                const float *dyb = dy + (size_t)b * T * E + c0, *ub = u + (size_t)b * T * E + c0;
-                ptrdiff_t r = E;
-                if (copy) tile_copy(dyc, dyb, E, T), tile_copy(uc, ub, E, T), dyb = dyc[0], ub = uc[0], r = CBLK;
                 int s = 0;
                 if (cb == CBLK) /* four rows at a time (lag_dot4) */
                     for (; s + 4 + l0 <= T; s += 4) {
                         int lm[4];
                         for (int k = 0; k < 4; k++) lm[k] = T - (s + k) - l0 < nl ? T - (s + k) - l0 : nl;
                         size_t os = ((size_t)b * T + s) * E + c0;
-                        lag_dot4(du + os, E, (const float (*)[CBLK])Kt, dyb + (s + l0) * r, r, r, lm);
+                        lag_dot4(du + os, E, (const float (*)[CBLK])Kt, dy + os + (size_t)l0 * E, (ptrdiff_t)E, lm);
                     }
                 for (; s + l0 < T; s++) {
                     size_t os = ((size_t)b * T + s) * E + c0;
+                    const float *dys = dy + os + (size_t)l0 * E;
                     int lmax = T - s - l0 < nl ? T - s - l0 : nl;
-                    lag_dot(du + os, (const float (*)[CBLK])Kt, dyb + (s + l0) * r, r, lmax, cb);
+                    lag_dot(du + os, (const float (*)[CBLK])Kt, dys, (ptrdiff_t)E, lmax, cb);
                 }
                 /* the tile's lag correlations of sequence b: dy[t] against u[t - l0 - l] */
                 if (cb == CBLK) {
-                    lag_corr4(F, dyb, ub, r, T, l0, nl);
+                    lag_corr4(F, dy + (size_t)b * T * E + c0, u + (size_t)b * T * E + c0, E, T, l0, nl);
                 } else {
                     memset(F, 0, sizeof F);
                     for (int t = l0; t < T; t++) {
