@@ -5,9 +5,8 @@
  * Layout: W (E, R) is transposed once per call into WT (R, E) in scratch, so
  * every inner loop runs along the E channels (`omp simd`):
  *   forward, row i:  acc[c] = b[c] + sum_r dl[i,r] WT[r,c]   (R axpys)
- *                    then the softplus of the row and, in acc's place,
- *                    its derivative sigmoid(acc), by blocks of SP_BLOCK
- *   backward, row i: g[c] = ddelta[i,c] dsp[i,c]
+ *                    then the softplus of the row, by blocks of SP_BLOCK
+ *   backward, row i: g[c] = ddelta[i,c] sigmoid(dt_pre[i,c])
  *                    ddl[i,r] += sum_c g[c] WT[r,c]          (R dots)
  *                    part_W[r,c] += g[c] dl[i,r], part_b[c] += g[c]
  * with the partials (R + 1, E) of each block of DELTA_ROWS rows in scratch,
@@ -15,10 +14,9 @@
  * over row blocks, its barrier, a loop over channels).
  *
  * softplus is fastmath.h's fm_softplus_block, as act.c's softplus_forward,
- * so delta is bitwise what softplus_forward of the pre-activation gives; the
- * kept derivative is fm_sigmoidf's bits (fm_softplus_sigmoid_block), as
- * softplus_backward's. Keeping it costs the forward a division and saves the
- * backward an exp and a division per element.
+ * so delta is bitwise what
+ * softplus_forward(dt_pre) gives; the sigmoid of the backward is
+ * fm_sigmoidf, as softplus_backward.
  */
 #include "delta.h"
 
@@ -42,7 +40,7 @@ static void transpose_W(float *WT, const float *W, int E, int R) {
         for (int r = 0; r < R; r++) WT[(size_t)r * E + c] = W[(size_t)c * R + r];
 }
 
-static void delta_forward_impl(float *delta, float *dsp, const float *dl, int ldl, const float *W,
+static void delta_forward_impl(float *delta, float *dt_pre, const float *dl, int ldl, const float *W,
                                const float *b, int M, int E, int R, float *scratch) {
     if (M <= 0 || E <= 0) return;
     float *WT = scratch;
@@ -50,7 +48,7 @@ static void delta_forward_impl(float *delta, float *dsp, const float *dl, int ld
 #pragma omp parallel for schedule(static) if ((size_t)M * E >= PAR_MIN_WORK)
     for (int i = 0; i < M; i++) {
         const float *dli = dl + (size_t)i * ldl;
-        float *restrict pre = dsp + (size_t)i * E; /* the pre-activation, then its sigmoid */
+        float *restrict pre = dt_pre + (size_t)i * E;
         /* the sum starts at r = 0 and adds the bias last: the order of a
          * GEMM with beta 0 followed by the bias pass, the path this replaced */
 #pragma omp simd
@@ -65,14 +63,14 @@ static void delta_forward_impl(float *delta, float *dsp, const float *dl, int ld
         for (int c = 0; c < E; c++) pre[c] += b[c];
         float *d = delta + (size_t)i * E;
         for (int c0 = 0; c0 < E; c0 += SP_BLOCK)
-            fm_softplus_sigmoid_block(d + c0, pre + c0, E - c0 < SP_BLOCK ? E - c0 : SP_BLOCK);
+            fm_softplus_block(d + c0, pre + c0, E - c0 < SP_BLOCK ? E - c0 : SP_BLOCK);
     }
 }
 
-void delta_forward(float *delta, float *dsp, const float *dl, int ldl, const float *W, const float *b, int M,
+void delta_forward(float *delta, float *dt_pre, const float *dl, int ldl, const float *W, const float *b, int M,
                    int E, int R, float *scratch) {
     uint64_t t0 = prof_start();
-    delta_forward_impl(delta, dsp, dl, ldl, W, b, M, E, R, scratch);
+    delta_forward_impl(delta, dt_pre, dl, ldl, W, b, M, E, R, scratch);
     prof_stop(PROF_ELEMENTWISE, t0);
 }
 
@@ -80,7 +78,7 @@ void delta_forward(float *delta, float *dsp, const float *dl, int ldl, const flo
  * start at zero; ddl written (its row's sum over the first channel block,
  * then the later blocks added: 0 + s would be the same bits). */
 static void backward_rows(float *ddl, int lddl, float *restrict pW, float *restrict pb, const float *ddelta,
-                          const float *dl, int ldl, const float *dsp, const float *WT, int lo, int hi, int E,
+                          const float *dl, int ldl, const float *dt_pre, const float *WT, int lo, int hi, int E,
                           int R) {
     float g[SP_BLOCK];
     for (int i = lo; i < hi; i++) {
@@ -88,11 +86,11 @@ static void backward_rows(float *ddl, int lddl, float *restrict pW, float *restr
         float *ddli = ddl + (size_t)i * lddl;
         for (int c0 = 0; c0 < E; c0 += SP_BLOCK) {
             int m = E - c0 < SP_BLOCK ? E - c0 : SP_BLOCK;
-            const float *restrict dd = ddelta + (size_t)i * E + c0, *restrict sg = dsp + (size_t)i * E + c0;
+            const float *restrict dd = ddelta + (size_t)i * E + c0, *restrict x = dt_pre + (size_t)i * E + c0;
             float *restrict pbc = pb + c0;
 #pragma omp simd
             for (int c = 0; c < m; c++) {
-                g[c] = dd[c] * sg[c];
+                g[c] = dd[c] * fm_sigmoidf(x[c]);
                 pbc[c] += g[c];
             }
             for (int r = 0; r < R; r++) {
@@ -111,7 +109,7 @@ static void backward_rows(float *ddl, int lddl, float *restrict pW, float *restr
 }
 
 static void delta_backward_impl(float *ddl, int lddl, float *dW, float *db, const float *ddelta, const float *dl,
-                                int ldl, const float *dsp, const float *W, int M, int E, int R,
+                                int ldl, const float *dt_pre, const float *W, int M, int E, int R,
                                 float *scratch) {
     if (M <= 0 || E <= 0) return;
     const int nblk = (M + DELTA_ROWS - 1) / DELTA_ROWS;
@@ -125,7 +123,7 @@ static void delta_backward_impl(float *ddl, int lddl, float *dW, float *db, cons
             float *pW = parts + (size_t)k * pstride, *pb = pW + (size_t)R * E;
             memset(pW, 0, pstride * sizeof(float));
             int lo = k * DELTA_ROWS, hi = lo + DELTA_ROWS < M ? lo + DELTA_ROWS : M;
-            backward_rows(ddl, lddl, pW, pb, ddelta, dl, ldl, dsp, WT, lo, hi, E, R);
+            backward_rows(ddl, lddl, pW, pb, ddelta, dl, ldl, dt_pre, WT, lo, hi, E, R);
         }
         /* the blocks in order, each (r, c) summed serially: thread-count
          * independent; 16 channels at a time so the adds run along c */
@@ -149,8 +147,8 @@ static void delta_backward_impl(float *ddl, int lddl, float *dW, float *db, cons
 }
 
 void delta_backward(float *ddl, int lddl, float *dW, float *db, const float *ddelta, const float *dl, int ldl,
-                    const float *dsp, const float *W, int M, int E, int R, float *scratch) {
+                    const float *dt_pre, const float *W, int M, int E, int R, float *scratch) {
     uint64_t t0 = prof_start();
-    delta_backward_impl(ddl, lddl, dW, db, ddelta, dl, ldl, dsp, W, M, E, R, scratch);
+    delta_backward_impl(ddl, lddl, dW, db, ddelta, dl, ldl, dt_pre, W, M, E, R, scratch);
     prof_stop(PROF_ELEMENTWISE, t0);
 }

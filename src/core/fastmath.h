@@ -208,29 +208,4 @@ static inline __attribute__((always_inline)) void fm_softplus_block(float *restr
     }
 }
 
-/* fm_softplus_block that also replaces x with softplus'(x) = sigmoid(x),
- * from the same e = exp(-|x|): o = softplus(x), then x = sigmoid(x) in place
- * (Mamba's time step keeps the derivative for its backward instead of the
- * pre-activation). The sigmoid is fm_sigmoidf's expression on that e, so
- * the same bits as fm_sigmoidf, and o the same bits as fm_softplus_block. */
-static inline __attribute__((always_inline)) void fm_softplus_sigmoid_block(float *restrict o, float *restrict x,
-                                                                            int m) {
-    float e[FM_SOFTPLUS_BLOCK], sg[FM_SOFTPLUS_BLOCK];
-#pragma omp simd
-    for (int i = 0; i < m; i++) e[i] = fm_expf(-fabsf(x[i]));
-#pragma omp simd
-    for (int i = 0; i < m; i++) {
-        float r = 1.0f / (1.0f + e[i]);
-        sg[i] = x[i] >= 0.0f ? r : e[i] * r;
-    }
-#pragma omp simd
-    for (int i = 0; i < m; i++) e[i] = fm_log1pf_unit(e[i]);
-#pragma omp simd
-    for (int i = 0; i < m; i++) {
-        float sp = (x[i] > 0.0f ? x[i] : 0.0f) + e[i];
-        o[i] = x[i] > 20.0f ? x[i] : sp;
-        x[i] = sg[i];
-    }
-}
-
 #endif

@@ -39,8 +39,8 @@ void mamba_block_forward(const model *m, block *bl, float *res_out, const float 
     /* dbc = xs W_x^T: x_proj, (BT, E) x (E, R+2N) */
     blas_gemm(0, 1, BT, W, E, 1.0f, bl->xs, E, P[MB_XPROJ_W], E, 0.0f, bl->dbc, W);
     /* delta = softplus(dt_pre), dt_pre = dl W_dt^T + b_dt, with dl the first
-     * R columns of dbc; dt_sig keeps softplus'(dt_pre) for the backward */
-    delta_forward(bl->delta, bl->dt_sig, bl->dbc, W, P[MB_DT_W], P[MB_DT_B], BT, E, R, m->delta_scratch);
+     * R columns of dbc */
+    delta_forward(bl->delta, bl->dt_pre, bl->dbc, W, P[MB_DT_W], P[MB_DT_B], BT, E, R, m->delta_scratch);
     /* the selective scan */
     scan_forward(bl->y, bl->hck, bl->xs, bl->delta, P[MB_A_LOG], bl->dbc + R, bl->dbc + R + N, W, P[MB_D], B, T, E, N,
                  m->scan_scratch);
@@ -100,7 +100,7 @@ void mamba_block_backward(const model *m, block *bl, float *dres, const float *r
     icl_tick();
 
     /* delta = softplus(dl W_dt^T + b_dt): ddl into the first R columns of ddbc */
-    delta_backward(ddbc, W, G[MB_DT_W], G[MB_DT_B], ddelta, bl->dbc, W, bl->dt_sig, P[MB_DT_W], BT, E, R,
+    delta_backward(ddbc, W, G[MB_DT_W], G[MB_DT_B], ddelta, bl->dbc, W, bl->dt_pre, P[MB_DT_W], BT, E, R,
                    m->delta_scratch);
 
     /* x_proj: dxs += ddbc W_x; dW_x += ddbc^T xs */

@@ -374,7 +374,7 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
             bl->yg = carve(c, mul_sat(BT, E));
             if (s->blocks[i] == BLOCK_MAMBA) {
                 bl->dbc = carve(c, mul_sat(BT, W));
-                bl->dt_sig = carve(c, mul_sat(BT, E));
+                bl->dt_pre = carve(c, mul_sat(BT, E));
                 bl->delta = carve(c, mul_sat(BT, E));
                 bl->hck = carve(c, scan_ckpt_floats(B, T, (int)E, (int)N));
                 if (W > w2) w2 = W;

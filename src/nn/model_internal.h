@@ -45,8 +45,7 @@ struct block {
     float *xc;       /* (B,T,E) SiLU'(conv1d(x)), kept for the backward         */
     float *xs;       /* (B,T,E) SiLU(xc), the SSM input                         */
     float *dbc;      /* mamba (B,T,R+2N): [delta_low | B | C] = xs W_x^T        */
-    float *dt_sig;   /* mamba (B,T,E) sigmoid(dt_pre) = softplus'(dt_pre), kept */
-                     /* for the backward; dt_pre = W_dt delta_low + b_dt         */
+    float *dt_pre;   /* mamba (B,T,E) W_dt delta_low + b_dt                     */
     float *delta;    /* mamba (B,T,E) softplus(dt_pre)                          */
     float *hck;      /* mamba (B,ceil(T/L)-1,N,E) scan checkpoints (core/scan.h) */
     float *kern;     /* s4mamba (E,T) the S4D convolution kernel, formed once per

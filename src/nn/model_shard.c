@@ -194,7 +194,7 @@ static void bind(model *m, int k, int b0, int nb, int T) {
         dst->xc = at(src->xc, b0, t * E);
         dst->xs = at(src->xs, b0, t * E);
         dst->dbc = at(src->dbc, b0, t * W);
-        dst->dt_sig = at(src->dt_sig, b0, t * E);
+        dst->dt_pre = at(src->dt_pre, b0, t * E);
         dst->delta = at(src->delta, b0, t * E);
         dst->hck = at(src->hck, b0, scan_ckpt_floats(1, T, m->E, m->N));
         dst->y = at(src->y, b0, t * E);

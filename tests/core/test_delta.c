@@ -4,8 +4,7 @@
  * formulas in delta.h (both softplus branches, strided dl/ddl with NaN in
  * dl's padding and sentinels in ddl's), finite differences of dl, W and b,
  * ddl written and dW, db accumulated, bitwise independence from the OpenMP
- * thread count, delta and the kept derivative dsp equal to act.h's
- * softplus_forward and sigmoid of the pre-activation, and the
+ * thread count, delta equal to act.h's softplus_forward of dt_pre, and the
  * kernels staying inside delta_scratch_floats (a guard tail after it must
  * survive).
  *
@@ -62,14 +61,14 @@ static void naive_forward(double *pre, double *delta, double *premag, const floa
 }
 
 /* ddl (M, R), dW (E, R), db (E) dense, and the magnitudes of their terms:
- * += gradients of sum(ddelta * delta), with the kernel's own (float) dsp as
- * softplus', as the backward is specified. */
+ * += gradients of sum(ddelta * delta), sigmoid taken of the kernel's own
+ * (float) dt_pre, as the backward is specified. */
 static void naive_backward(double *ddl, double *mddl, double *dW, double *mdW, double *db, double *mdb,
-                           const float *ddelta, const float *dl, int ldl, const float *dsp, const float *W, int M,
+                           const float *ddelta, const float *dl, int ldl, const float *dt_pre, const float *W, int M,
                            int E, int R) {
     for (int i = 0; i < M; i++)
         for (int c = 0; c < E; c++) {
-            double g = (double)ddelta[(size_t)i * E + c] * dsp[(size_t)i * E + c];
+            double g = (double)ddelta[(size_t)i * E + c] * sig_d(dt_pre[(size_t)i * E + c]);
             db[c] += g, mdb[c] += fabs(g);
             for (int r = 0; r < R; r++) {
                 double a = g * W[(size_t)c * R + r], d = g * dl[(size_t)i * ldl + r];
@@ -101,14 +100,13 @@ static const shape shapes[] = {
 };
 #define NSHAPES (sizeof shapes / sizeof shapes[0])
 
-/* Kernel vs twin, from zeroed gradients. Some biases are 25 (the
- * pre-activation above 20: the identity branch) and some -30 (delta ~ e^-30:
- * the log1p branch deep in its tail). Tolerances relative to |ref| + the
- * magnitude of ref's terms (see close_to_ref): the pre-activation sums R+1
- * float terms, so delta is checked with mag = those terms' magnitude scaled
- * by sigmoid(pre) (its sensitivity to pre) and atol 1e-20, so even the
- * ~1e-13 deltas of the -30 biases must be right to 1e-5 relative, not merely
- * below 1e-6; dsp = sigmoid(pre) the same way with mag scaled by s (1 - s). ddl sums E products
+/* Kernel vs twin, from zeroed gradients. Some biases are 25 (dt_pre above 20:
+ * the identity branch) and some -30 (delta ~ e^-30: the log1p branch deep in
+ * its tail). Tolerances relative to |ref| + the magnitude of ref's terms (see
+ * close_to_ref): dt_pre sums R+1 float terms (1e-5 rel, 1e-6 abs); delta is
+ * checked the same way with mag scaled by sigmoid(dt_pre) (its sensitivity
+ * to dt_pre) and atol 1e-20, so even the ~1e-13 deltas of the -30 biases must
+ * be right to 1e-5 relative, not merely below 1e-6. ddl sums E products
  * (1e-5 rel, 1e-6 abs); dW and db sum M products in float (1e-5 rel + 1e-5 abs). */
 static void test_matches_naive(void) {
     test_rng rng = {test_seed() ^ 0xDE1};
@@ -116,10 +114,9 @@ static void test_matches_naive(void) {
         shape s = shapes[si];
         size_t ME = (size_t)s.M * s.E, nW = (size_t)s.E * s.R, ML = (size_t)s.M * s.R, nsc;
         float *dl = test_falloc((size_t)s.M * s.ldl), *W = test_falloc(nW), *b = test_falloc(s.E), *ddelta = test_falloc(ME);
-        float *delta = test_falloc(ME), *dsp = test_falloc(ME), *ddl = test_falloc((size_t)s.M * s.lddl), *dW = test_falloc(nW);
+        float *delta = test_falloc(ME), *pre = test_falloc(ME), *ddl = test_falloc((size_t)s.M * s.lddl), *dW = test_falloc(nW);
         float *db = test_falloc(s.E), *sc = scratch_alloc(s.M, s.E, s.R, &nsc);
         double *rpre = test_dalloc(ME), *rdelta = test_dalloc(ME), *pmag = test_dalloc(ME), *dmag = test_dalloc(ME);
-        double *rsig = test_dalloc(ME), *smag = test_dalloc(ME);
         double *rddl = test_dalloc(ML), *mddl = test_dalloc(ML), *rdW = test_dalloc(nW), *mdW = test_dalloc(nW);
         double *rdb = test_dalloc(s.E), *mdb = test_dalloc(s.E);
         fill_dl(&rng, dl, s.M, s.ldl, s.R, 1.0f);
@@ -132,22 +129,21 @@ static void test_matches_naive(void) {
 
         printf("  M=%d E=%d R=%d ldl=%d lddl=%d (scratch %zu floats)\n", s.M, s.E, s.R, s.ldl, s.lddl, nsc);
         scratch_poison(sc, nsc);
-        delta_forward(delta, dsp, dl, s.ldl, W, b, s.M, s.E, s.R, sc);
+        delta_forward(delta, pre, dl, s.ldl, W, b, s.M, s.E, s.R, sc);
         CHECK(guard_ok(sc, nsc), "shape %zu: forward wrote past delta_scratch_floats", si);
         scratch_poison(sc, nsc);
-        delta_backward(ddl, s.lddl, dW, db, ddelta, dl, s.ldl, dsp, W, s.M, s.E, s.R, sc);
+        delta_backward(ddl, s.lddl, dW, db, ddelta, dl, s.ldl, pre, W, s.M, s.E, s.R, sc);
         CHECK(guard_ok(sc, nsc), "shape %zu: backward wrote past delta_scratch_floats", si);
 
         naive_forward(rpre, rdelta, pmag, dl, s.ldl, W, b, s.M, s.E, s.R);
-        naive_backward(rddl, mddl, rdW, mdW, rdb, mdb, ddelta, dl, s.ldl, dsp, W, s.M, s.E, s.R);
+        naive_backward(rddl, mddl, rdW, mdW, rdb, mdb, ddelta, dl, s.ldl, pre, W, s.M, s.E, s.R);
         int above = 0, below = 0;
         for (size_t k = 0; k < ME; k++) {
             dmag[k] = pmag[k] * sig_d(rpre[k]);
-            rsig[k] = sig_d(rpre[k]), smag[k] = pmag[k] * rsig[k] * (1.0 - rsig[k]);
             above += rpre[k] > 20.0, below += rpre[k] < -15.0;
         }
-        printf("    pre > 20: %d, < -15: %d of %zu\n", above, below, ME);
-        CHECK(test_close_to_ref("dsp", dsp, s.E, rsig, smag, s.E, s.M, s.E, 1e-5, 1e-20), "shape %zu", si);
+        printf("    dt_pre > 20: %d, < -15: %d of %zu\n", above, below, ME);
+        CHECK(test_close_to_ref("dt_pre", pre, s.E, rpre, pmag, s.E, s.M, s.E, 1e-5, 1e-6), "shape %zu", si);
         CHECK(test_close_to_ref("delta", delta, s.E, rdelta, dmag, s.E, s.M, s.E, 1e-5, 1e-20), "shape %zu", si);
         CHECK(test_close_to_ref("ddl", ddl, s.lddl, rddl, mddl, s.R, s.M, s.R, 1e-5, 1e-6), "shape %zu", si);
         CHECK(test_close_to_ref("dW", dW, s.R, rdW, mdW, s.R, s.E, s.R, 1e-5, 1e-5), "shape %zu", si);
@@ -157,8 +153,8 @@ static void test_matches_naive(void) {
             if (i % s.lddl >= (size_t)s.R) pad_ok &= (ddl[i] == 7.0f);
         CHECK(pad_ok, "shape %zu: ddl written outside its R columns", si);
         if (s.E >= 6) CHECK(above > 0 && below > 0, "shape %zu: a softplus branch went untested", si);
-        free(dl), free(W), free(b), free(ddelta), free(delta), free(dsp), free(ddl), free(dW), free(db), free(sc);
-        free(rpre), free(rdelta), free(pmag), free(dmag), free(rddl), free(mddl), free(rdW), free(mdW), free(rsig), free(smag);
+        free(dl), free(W), free(b), free(ddelta), free(delta), free(pre), free(ddl), free(dW), free(db), free(sc);
+        free(rpre), free(rdelta), free(pmag), free(dmag), free(rddl), free(mddl), free(rdW), free(mdW);
         free(rdb), free(mdb);
     }
 }
@@ -178,7 +174,7 @@ static double fd_loss(void *p) {
  * dl is perturbed in all ldl columns, padding included, and ddl is read with
  * lddl = ldl from zero: the padding's numeric gradient is exactly 0 (delta
  * does not depend on it) and the kernel's must stay 0 (it must not write
- * there). Inputs are small (scale 0.5: |pre| < ~4, far from the switch at
+ * there). Inputs are small (scale 0.5: |dt_pre| < ~4, far from the switch at
  * 20), where softplus is smooth with |softplus'''| < 0.1: the truncation error
  * eps^2/6 f''' is ~1e-6 at eps = 1e-2, and float rounding of delta (~1e-7
  * relative, fastmath included) amplified by 1/(2 eps) is ~1e-5 per term
@@ -197,7 +193,7 @@ static void test_fd(void) {
         test_fill_normal(&rng, c.W, nW, 0.5f);
         test_fill_normal(&rng, c.b, s.E, 0.5f);
         test_fill_normal(&rng, c.r, ME, 1.0f);
-        fd_loss(&c); /* dsp at the unperturbed point */
+        fd_loss(&c); /* dt_pre at the unperturbed point */
         delta_backward(ddl, s.ldl, dW, db, c.r, c.dl, s.ldl, c.pre, c.W, s.M, s.E, s.R, c.sc);
         test_fd_grad(fd_loss, &c, c.dl, nl, 1e-2, nlg);
         test_fd_grad(fd_loss, &c, c.W, nW, 1e-2, nWg);
@@ -267,7 +263,7 @@ static void test_writes_ddl_accumulates_dw(void) {
     free(dl), free(W), free(b), free(ddelta), free(delta), free(pre), free(sc), free(sl), free(sw), free(sb);
 }
 
-/* 1 and 2 threads give bit-identical delta, dsp, ddl (padding included),
+/* 1 and 2 threads give bit-identical delta, dt_pre, ddl (padding included),
  * dW and db. Several row blocks so 2 threads really split the rows and the
  * per-block partials of dW, db; one shape below a single block. */
 static void test_thread_invariance(void) {
@@ -298,7 +294,7 @@ static void test_thread_invariance(void) {
         }
         omp_set_num_threads(saved);
         CHECK(!memcmp(delta[0], delta[1], ME * sizeof(float)), "shape %zu: delta differs (1 vs 2 threads)", si);
-        CHECK(!memcmp(pre[0], pre[1], ME * sizeof(float)), "shape %zu: dsp differs (1 vs 2 threads)", si);
+        CHECK(!memcmp(pre[0], pre[1], ME * sizeof(float)), "shape %zu: dt_pre differs (1 vs 2 threads)", si);
         CHECK(!memcmp(ddl[0], ddl[1], ndl * sizeof(float)), "shape %zu: ddl differs (1 vs 2 threads)", si);
         CHECK(!memcmp(dW[0], dW[1], nW * sizeof(float)), "shape %zu: dW differs (1 vs 2 threads)", si);
         CHECK(!memcmp(db[0], db[1], s.E * sizeof(float)), "shape %zu: db differs (1 vs 2 threads)", si);
@@ -307,41 +303,31 @@ static void test_thread_invariance(void) {
     }
 }
 
-/* delta is act.h's softplus of the pre-activation and dsp its sigmoid,
- * element for element: the fused kernel must be the project's softplus
- * (identity above 20, log1p(e^x) below) and sigmoid, not other
- * approximations. With W = 0 the pre-activation is the bias exactly (0 plus
- * R products 0, plus b), so both are compared bit for bit with act.h on the
- * biases: uniform on -40..40, some at 20 +- 1e-5 to straddle the switch, and
- * 0, -0 and 20. */
+/* delta is act.h's softplus of dt_pre, element for element: the fused kernel
+ * must be the project's softplus (identity above 20, log1p(e^x) below), not
+ * another approximation. dt_pre spans -40..40 (uniform biases, small dl W),
+ * with some biases at 20 +- 1e-5 to straddle the switch. 1e-6 relative is a
+ * few ulp: room for a different evaluation order of the same formula. */
 static void test_forward_equals_act(void) {
     const int M = DELTA_ROWS + 9, E = 300, R = 8, ldl = 40;
     size_t ME = (size_t)M * E, nsc;
     test_rng rng = {test_seed() ^ 0xAC7};
     float *dl = test_falloc((size_t)M * ldl), *W = test_falloc((size_t)E * R), *b = test_falloc(E);
-    float *delta = test_falloc(ME), *dsp = test_falloc(ME), *pre = test_falloc(ME), *ref = test_falloc(ME);
-    float *rsg = test_falloc(ME), *sc = scratch_alloc(M, E, R, &nsc);
+    float *delta = test_falloc(ME), *pre = test_falloc(ME), *ref = test_falloc(ME), *sc = scratch_alloc(M, E, R, &nsc);
     fill_dl(&rng, dl, M, ldl, R, 1.0f);
-    for (size_t i = 0; i < (size_t)E * R; i++) W[i] = 0.0f;
+    test_fill_normal(&rng, W, (size_t)E * R, 0.1f);
     test_fill_uniform(&rng, b, E, -40.0f, 40.0f);
     for (int c = 0; c < E; c += 9) b[c] = 20.0f + (c % 2 ? 1e-5f : -1e-5f);
-    b[1] = 0.0f, b[2] = -0.0f, b[3] = 20.0f;
-    for (int i = 0; i < M; i++)
-        for (int c = 0; c < E; c++) pre[(size_t)i * E + c] = b[c];
-    delta_forward(delta, dsp, dl, ldl, W, b, M, E, R, sc);
+    for (int c = 1; c < E; c += 9) { b[c] = 20.0f; for (int r = 0; r < R; r++) W[(size_t)c * R + r] = 0.0f; }
+    delta_forward(delta, pre, dl, ldl, W, b, M, E, R, sc);
     softplus_forward(ref, pre, ME);
-    for (size_t k = 0; k < ME; k++) rsg[k] = act_sigmoid(pre[k]);
-    size_t same = 0, same_s = 0;
-    for (size_t k = 0; k < ME; k++) {
-        same += !memcmp(&delta[k], &ref[k], sizeof(float));
-        same_s += !memcmp(&dsp[k], &rsg[k], sizeof(float));
-    }
-    printf("  M=%d E=%d R=%d: %zu of %zu bitwise equal to softplus_forward, %zu to act_sigmoid\n", M, E, R, same, ME,
-           same_s);
+    size_t same = 0;
+    for (size_t k = 0; k < ME; k++) same += !memcmp(&delta[k], &ref[k], sizeof(float));
+    printf("  M=%d E=%d R=%d: %zu of %zu bitwise equal to softplus_forward\n", M, E, R, same, ME);
+    CHECK(test_allclose("delta vs softplus", delta, ref, ME, 1e-6, 1e-30), "delta is not act.h's softplus");
     CHECK(same == ME, "delta is not bitwise softplus_forward (both use fm_softplus_block)");
-    CHECK(same_s == ME, "dsp is not bitwise act_sigmoid (fm_sigmoidf's expression)");
     CHECK(guard_ok(sc, nsc), "scratch guard overwritten");
-    free(dl), free(W), free(b), free(delta), free(dsp), free(pre), free(ref), free(rsg), free(sc);
+    free(dl), free(W), free(b), free(delta), free(pre), free(ref), free(sc);
 }
 
 int main(int argc, char **argv) {
