@@ -129,6 +129,23 @@ static inline int test_close_to_ref(const char *what, const float *got, size_t l
     return bad == 0;
 }
 
+/* For a kernel that WRITES an output kept in a strided buffer (n floats in
+ * rows of ld, the first cols of each row its own, the rest another tensor's):
+ * bad[0] counts own entries where `twice` (two calls into one buffer) is not
+ * bit for bit `once` (one call), bad[1] own entries where `from_old` (one
+ * call into a buffer of other values) is not, and bad[2] the other entries of
+ * from_old that differ from `old`, its values before the call. */
+static inline void test_written_strided(const float *once, const float *twice, const float *from_old,
+                                        const float *old, size_t n, size_t ld, size_t cols, int bad[3]) {
+    bad[0] = bad[1] = bad[2] = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i % ld < cols) {
+            bad[0] += memcmp(&twice[i], &once[i], sizeof(float)) != 0;
+            bad[1] += memcmp(&from_old[i], &once[i], sizeof(float)) != 0;
+        } else bad[2] += memcmp(&from_old[i], &old[i], sizeof(float)) != 0;
+    }
+}
+
 /* Compare two arrays elementwise: |a-b| <= atol + rtol*max(|a|,|b|).
  * Prints the worst element and up to 3 offenders; returns 1 when all agree. */
 static inline int test_allclose(const char *what, const float *a, const float *b, size_t n, double rtol,

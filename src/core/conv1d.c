@@ -68,60 +68,31 @@ static const float conv_zeros[CONV_CBLOCK];
  * generic paths' sum held in a register: they store the row and reload it for
  * each tap, and each reload waits on the store before it (the forward ran
  * 1.6x slower that way, B 32, T 40, C 128, one thread). The K - 1 edge rows
- * of each sequence take it too, so the generic paths run only for K != 4.
- * Bitwise the generic paths. init: the bias row (forward) or zeros (the backward's
- * dx, which it writes). */
+ * of each sequence (j0 > 0) take it too, through a loop over their taps, so
+ * the generic paths run only for K != 4. Bitwise the generic paths. init: the
+ * bias row (forward) or zeros (the backward's dx, which it writes). */
 static inline __attribute__((always_inline)) void taps4_row(float *out, const float *init, const float *xj0,
                                                             ptrdiff_t ld, const float *wt, int nc, int j0) {
+    if (j0 > 0) { /* an edge row; x_j for j < j0 is not formed: it may lie outside the array */
+#pragma omp simd
+        for (int c = 0; c < nc; c++) {
+            float s = init[c];
+            for (int j = j0; j < CONV_KGROUP; j++) s += wt[j * CONV_CBLOCK + c] * xj0[(j - j0) * ld + c];
+            out[c] = s;
+        }
+        return;
+    }
     const float *restrict w0 = wt, *restrict w1 = wt + CONV_CBLOCK, *restrict w2 = wt + 2 * CONV_CBLOCK,
                           *restrict w3 = wt + 3 * CONV_CBLOCK;
-    switch (j0) { /* x_j for j < j0 is not formed: it may lie outside the array */
-    case 0: {
-        const float *restrict x0 = xj0, *restrict x1 = xj0 + ld, *restrict x2 = xj0 + 2 * ld,
-                              *restrict x3 = xj0 + 3 * ld;
+    const float *restrict x0 = xj0, *restrict x1 = xj0 + ld, *restrict x2 = xj0 + 2 * ld, *restrict x3 = xj0 + 3 * ld;
 #pragma omp simd
-        for (int c = 0; c < nc; c++) {
-            float s = init[c];
-            s += w0[c] * x0[c];
-            s += w1[c] * x1[c];
-            s += w2[c] * x2[c];
-            s += w3[c] * x3[c];
-            out[c] = s;
-        }
-        break;
-    }
-    case 1: {
-        const float *restrict x1 = xj0, *restrict x2 = xj0 + ld, *restrict x3 = xj0 + 2 * ld;
-#pragma omp simd
-        for (int c = 0; c < nc; c++) {
-            float s = init[c];
-            s += w1[c] * x1[c];
-            s += w2[c] * x2[c];
-            s += w3[c] * x3[c];
-            out[c] = s;
-        }
-        break;
-    }
-    case 2: {
-        const float *restrict x2 = xj0, *restrict x3 = xj0 + ld;
-#pragma omp simd
-        for (int c = 0; c < nc; c++) {
-            float s = init[c];
-            s += w2[c] * x2[c];
-            s += w3[c] * x3[c];
-            out[c] = s;
-        }
-        break;
-    }
-    default: {
-        const float *restrict x3 = xj0;
-#pragma omp simd
-        for (int c = 0; c < nc; c++) {
-            float s = init[c];
-            s += w3[c] * x3[c];
-            out[c] = s;
-        }
-    }
+    for (int c = 0; c < nc; c++) {
+        float s = init[c];
+        s += w0[c] * x0[c];
+        s += w1[c] * x1[c];
+        s += w2[c] * x2[c];
+        s += w3[c] * x3[c];
+        out[c] = s;
     }
 }
 

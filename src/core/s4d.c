@@ -222,7 +222,6 @@ static inline void lag_dot(float *restrict out, const float (*restrict Kt)[CBLK]
     for (int j = 0; j < cb; j++) out[j] = acc[j];
 }
 
-
 /* lag_dot for four rows at once, out_k = out + k ostep with x_k = x + k
  * ostep and nl_k lags (k < 4), for a full tile (cb == CBLK). One row's sum is
  * a chain of dependent adds, one lag after the other, so a single row waits

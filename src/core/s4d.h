@@ -15,7 +15,8 @@
  * Shapes: K (E, L) with K[c,l] the weight of lag l; u, y (B, T, E), T <= L.
  * backward functions ACCUMULATE into their gradient outputs, except
  * s4d_conv_backward's du, which it WRITES (the caller needs no zeroing pass
- * over (B, T, E)). The kernel is computed in double internally. Parallel over channels (deterministic).
+ * over (B, T, E)). The kernel is computed in double internally. Parallel
+ * over channels (deterministic).
  */
 #ifndef ICL_S4D_H
 #define ICL_S4D_H

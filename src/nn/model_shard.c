@@ -32,8 +32,9 @@
  * weight gradients sum over its rows), the scan's, delta's and attention's
  * scratch (indexed by thread, or by call), and the gradient dK of each S4D
  * kernel (the kernel itself is shared: model_forward forms it once, before
- * the shards, and model_backward sums the shards' dK). A model reserved for T threads has model_shard_max(T) shards,
- * each with scratch for half the batch.
+ * the shards, and model_backward sums the shards' dK). A model reserved for
+ * T threads has model_shard_max(T) shards, each with scratch for half the
+ * batch.
  *
  * Results: each sequence's forward is computed by the same single-threaded
  * kernels as with one thread; weight gradients are sums over the batch in

@@ -214,13 +214,9 @@ static void test_writes_dx_accumulates_dw(void) {
     conv1d_backward(dx[0], s.lddx, dw[0], db[0], dout, x, s.ldx, w, s.B, s.T, s.C, s.K);
     for (int i = 0; i < 2; i++) conv1d_backward(dx[1], s.lddx, dw[1], db[1], dout, x, s.ldx, w, s.B, s.T, s.C, s.K);
     conv1d_backward(dx[2], s.lddx, dw[2], db[2], dout, x, s.ldx, w, s.B, s.T, s.C, s.K);
-    int twice_bad = 0, start_bad = 0, pad_bad = 0;
-    for (size_t i = 0; i < ndx; i++) {
-        if (i % s.lddx < (size_t)s.C) {
-            twice_bad += memcmp(&dx[1][i], &dx[0][i], sizeof(float)) != 0;
-            start_bad += memcmp(&dx[2][i], &dx[0][i], sizeof(float)) != 0;
-        } else pad_bad += memcmp(&dx[2][i], &sx[i], sizeof(float)) != 0;
-    }
+    int bad[3]; /* after a second call, from old values, in the padding */
+    test_written_strided(dx[0], dx[1], dx[2], sx, ndx, (size_t)s.lddx, (size_t)s.C, bad);
+    const int twice_bad = bad[0], start_bad = bad[1], pad_bad = bad[2];
     for (size_t i = 0; i < nw; i++) sw[i] += dw[0][i], dw[0][i] *= 2.0f;
     for (int i = 0; i < s.C; i++) sb[i] += db[0][i], db[0][i] *= 2.0f;
     CHECK(twice_bad == 0, "dx: %d entries differ after a second call (it must be written, not added)", twice_bad);

@@ -242,13 +242,9 @@ static void test_writes_ddl_accumulates_dw(void) {
         delta_backward(ddl[1], s.lddl, dW[1], db[1], ddelta, dl, s.ldl, pre, W, s.M, s.E, s.R, sc);
     delta_backward(ddl[2], s.lddl, dW[2], db[2], ddelta, dl, s.ldl, pre, W, s.M, s.E, s.R, sc);
     /* padding columns of ddl[2] hold random start values: the kernel must leave them, so sl == ddl there */
-    int twice_bad = 0, start_bad = 0, pad_bad = 0;
-    for (size_t i = 0; i < ndl; i++) {
-        if (i % s.lddl < (size_t)s.R) {
-            twice_bad += memcmp(&ddl[1][i], &ddl[0][i], sizeof(float)) != 0;
-            start_bad += memcmp(&ddl[2][i], &ddl[0][i], sizeof(float)) != 0;
-        } else pad_bad += memcmp(&ddl[2][i], &sl[i], sizeof(float)) != 0;
-    }
+    int bad[3]; /* after a second call, from old values, in the padding */
+    test_written_strided(ddl[0], ddl[1], ddl[2], sl, ndl, (size_t)s.lddl, (size_t)s.R, bad);
+    const int twice_bad = bad[0], start_bad = bad[1], pad_bad = bad[2];
     for (size_t i = 0; i < nW; i++) sw[i] += dW[0][i], dW[0][i] *= 2.0f;
     for (int i = 0; i < s.E; i++) sb[i] += db[0][i], db[0][i] *= 2.0f;
     CHECK(twice_bad == 0, "ddl: %d entries differ after a second call (it must be written, not added)", twice_bad);
