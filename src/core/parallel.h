@@ -35,6 +35,15 @@ static inline int par_thread_id(void) {
 #endif
 }
 
+/* Threads in the current parallel region's team (1 outside one). */
+static inline int par_team_size(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 /* 1 on the thread that runs the program's serial parts: outside every
  * parallel region, or thread 0 of every enclosing team. Code that must run
  * once per step (the screen's tick, the per-kernel profile) asks this, as

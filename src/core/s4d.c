@@ -3,7 +3,7 @@
  * forward and backward (SPEC.md 3.3; the contract and shapes are in s4d.h).
  *
  * Two independent pieces:
- *   - the kernel K (E, L) from the per-channel parameters (log_dt, log_A_re,
+ *   - the kernel K (L, E) from the per-channel parameters (log_dt, log_A_re,
  *     A_im, C), computed in double with the complex arithmetic written out by
  *     hand as (re, im) pairs (C99 complex multiplication goes through
  *     __muldc3 for its inf/NaN rules and is slow without -fcx-limited-range);
@@ -18,7 +18,8 @@
  * float resolution (a float-only power chain would drift by ~L float ulps).
  *
  * Parallelism and determinism: the kernel is parallel over channels; the
- * convolution is parallel over blocks of CBLK channels. Every output element,
+ * convolution is parallel over contiguous ranges of CBLK-channel tiles, one
+ * range per thread. Every output element,
  * including the weight gradients dK and dD (reduced over b and t of its own
  * channel), is computed by one thread in a fixed order, so results are
  * bitwise independent of the thread count.
@@ -33,8 +34,9 @@
 #include <string.h>
 
 enum {
-    LCHUNK = 64, /* lags per tile (kernel re-seed period; conv tile length) */
-    CBLK = 16    /* channels per conv tile: contiguous in u, y (B, T, E) */
+    LCHUNK = 64, /* kernel: lags per re-seed of the power chain */
+    CBLK = 16,   /* channels per conv tile: one 64-byte line of a row */
+    TCOPY = 256  /* conv: longest sequence whose tiles are copied (16 KiB each) */
 };
 
 /* exp(z * l) for z = zr + i zi, by the closed form. */
@@ -70,8 +72,9 @@ static s4d_mode mode_setup(double dt, float log_A_re, float A_im, float Cr, floa
 /* kernel                                                                    */
 /* ------------------------------------------------------------------------ */
 
-/* K[c,l] = 2 Re sum_n Ct_n w_n^l, accumulated over modes in double per tile
- * of LCHUNK lags. */
+/* K[l,c] = 2 Re sum_n Ct_n w_n^l, accumulated over modes in double per tile
+ * of LCHUNK lags (a channel's lags land E floats apart: the convolution
+ * reads a lag's channels together). */
 static void s4d_kernel_forward_impl(float *K, const float *log_dt, const float *log_A_re, const float *A_im, const float *C,
                         int E, int Nh, int L) {
     if (E <= 0 || L <= 0) return;
@@ -94,8 +97,7 @@ static void s4d_kernel_forward_impl(float *K, const float *log_dt, const float *
                     pr = tr;
                 }
             }
-            float *Kc = K + (size_t)c * L + l0;
-            for (int l = 0; l < nl; l++) Kc[l] = (float)(2.0 * acc[l]);
+            for (int l = 0; l < nl; l++) K[(size_t)(l0 + l) * E + c] = (float)(2.0 * acc[l]);
         }
     }
 }
@@ -119,14 +121,13 @@ void s4d_kernel_forward(float *K, const float *log_dt, const float *log_A_re, co
  * and the chain rule through the parametrisation:
  *   dlog_A_re = dRe(A) * Re(A)   (Re A = -exp(log_A_re)),  dlog_dt = ddt * dt.
  */
-static void s4d_kernel_backward_impl(float *dlog_dt, float *dlog_A_re, float *dA_im, float *dC, const float *dK,
+static void s4d_kernel_backward_impl(float *dlog_dt, float *dlog_A_re, float *dA_im, float *dC, const double *dK,
                          const float *log_dt, const float *log_A_re, const float *A_im, const float *C, int E,
                          int Nh, int L) {
     if (E <= 0 || L <= 0) return;
 #pragma omp parallel for schedule(static) if ((size_t)E * Nh * L >= PAR_MIN_WORK)
     for (int c = 0; c < E; c++) {
         double dt = exp((double)log_dt[c]);
-        const float *dKc = dK + (size_t)c * L;
         double ddt = 0.0;
         for (int n = 0; n < Nh; n++) {
             size_t i = (size_t)c * Nh + n;
@@ -135,7 +136,7 @@ static void s4d_kernel_backward_impl(float *dlog_dt, float *dlog_A_re, float *dA
             double Gr = 0, Gi = 0, Hr = 0, Hi = 0, pr = 0, pi = 0;
             for (int l = 0; l < L; l++) {
                 if (l % LCHUNK == 0) cexp_scaled(m.zr, m.zi, (double)l, &pr, &pi);
-                double g = dKc[l];
+                double g = dK[(size_t)l * E + c];
                 Gr += g * pr;
                 Gi += g * pi;
                 Hr += (double)l * g * pr;
@@ -167,7 +168,7 @@ static void s4d_kernel_backward_impl(float *dlog_dt, float *dlog_A_re, float *dA
     }
 }
 
-void s4d_kernel_backward(float *dlog_dt, float *dlog_A_re, float *dA_im, float *dC, const float *dK,
+void s4d_kernel_backward(float *dlog_dt, float *dlog_A_re, float *dA_im, float *dC, const double *dK,
                          const float *log_dt, const float *log_A_re, const float *A_im, const float *C, int E,
                          int Nh, int L) {
     uint64_t t0 = prof_start();
@@ -179,59 +180,66 @@ void s4d_kernel_backward(float *dlog_dt, float *dlog_A_re, float *dA_im, float *
 /* causal convolution                                                        */
 /* ------------------------------------------------------------------------ */
 /*
- * Tiles: a block of cb <= CBLK adjacent channels (contiguous in u and y) and
- * LCHUNK lags; the kernel tile is transposed to Kt[lag][channel] so the inner
- * loop runs over contiguous channels and vectorises (full tiles with a
- * constant trip count; the last, partial tile with a variable one).
+ * Tiles: a block of cb <= CBLK adjacent channels, one 64-byte line of every
+ * row of u, y, du, dy and of K (L, E), whose lag-major layout gives a tile
+ * its lags without a transposed copy of the kernel.
+ *
+ * Loop order: each thread owns a contiguous range of channel blocks and
+ * walks the sequences in the outer loop, its blocks in the inner one. A
+ * sequence's rows (T E floats, contiguous) stay in L2 while the blocks take
+ * their lines in turn, and the next sequence streams in in address order.
+ * The block-outer order this replaced met every tile line of u, y and dy once
+ * per sequence at 1 KiB strides (E = 256), from beyond L2: a new 4 KiB page
+ * every fourth line, which the prefetchers do not follow (~1.25 ns per
+ * 16-lane multiply-add at B 24-32, T 81, E 256 on an AVX-512 Xeon).
+ *
+ * Copies: a full tile's rows of K, u (and dy) are copied contiguous first
+ * when T <= TCOPY. In place they are E floats apart, and at E = 256 all the
+ * rows of a tile fall into 4 of the 64 L1 sets, so K, u and y evict one
+ * another at every row group (0.78 ns per multiply-add in place, 0.47
+ * copied, the same Xeon and shape). Longer sequences and partial tiles are
+ * read in place by the same code (rows_forward / rows_backward, inlined
+ * once per case so the copies' steps are constants).
+ *
  * Full tiles run four output rows (lag_dot4) or four lags (lag_corr4) at a
  * time in vector registers: one row's sum is a chain of dependent adds that
- * waits on the add latency at every lag, four are independent; each sum
- * keeps its order, so the bits are those of the row-by-row loops (a small
- * S4-Mamba step 41.3 -> 34.7 ms, one thread; the gradients of a step
- * compared byte for byte).
- * Known limit: the rows of one tile are E floats apart, so when E*4 bytes is
- * a multiple of 1-2 KiB the rows of a lag tile share few L1 sets; measured
- * about 2 GMAC/s per core at E = 512 (still several times cheaper than the
- * selective scan at the same shape). Tried and dropped: copying a
- * sequence's tile into a contiguous stack array first. On an AVX-512 Xeon
- * the kernel alone ran 1.3-1.5x faster at B 2-8 (T 81, E 256), but only
- * 1.04-1.11x at B 32, where each tile line comes from beyond L2 once per
- * sequence, and the S4-Mamba step was 4-5% slower (small and medium).
+ * waits on the add latency at every lag, four are independent. Each sum
+ * keeps its order (D u first, then lags 0, 1, ... for y and du; t
+ * increasing for dK within a sequence, then sequences in order in double),
+ * whatever the tile, the loop order or the thread count: the bits of the
+ * row-by-row loops, and of the naive twin's order.
  */
 
-/* out[j] += sum_{l < nl} Kt[l][j] x[l * xstep + j]   (j < cb), the lags
- * summed in increasing order into a local copy of the row. A full tile is
- * unrolled over its CBLK channels so the copy lives in four SSE registers. */
-static inline void lag_dot(float *restrict out, const float (*restrict Kt)[CBLK], const float *restrict x,
-                           ptrdiff_t xstep, int nl, int cb) {
+/* out[j] = d[j] x[j] + sum_{l < nl} Kt[l kstep + j] x[l xstep + j]
+ * (j < cb), the lags summed in increasing order. A full tile is unrolled
+ * over its CBLK channels so the row lives in registers. */
+static inline void lag_dot(float *restrict out, const float *restrict d, const float *restrict Kt, ptrdiff_t kstep,
+                           const float *restrict x, ptrdiff_t xstep, int nl, int cb) {
     float acc[CBLK];
-    for (int j = 0; j < cb; j++) acc[j] = out[j];
+    for (int j = 0; j < cb; j++) acc[j] = d[j] * x[j];
     if (cb == CBLK) {
         for (int l = 0; l < nl; l++) {
-            const float *xl = x + l * xstep;
+            const float *xl = x + l * xstep, *kl = Kt + l * kstep;
 #pragma GCC unroll 16
-            for (int j = 0; j < CBLK; j++) acc[j] += Kt[l][j] * xl[j];
+            for (int j = 0; j < CBLK; j++) acc[j] += kl[j] * xl[j];
         }
     } else {
         for (int l = 0; l < nl; l++) {
-            const float *xl = x + l * xstep;
+            const float *xl = x + l * xstep, *kl = Kt + l * kstep;
 #pragma omp simd
-            for (int j = 0; j < cb; j++) acc[j] += Kt[l][j] * xl[j];
+            for (int j = 0; j < cb; j++) acc[j] += kl[j] * xl[j];
         }
     }
     for (int j = 0; j < cb; j++) out[j] = acc[j];
 }
 
-/* lag_dot for four rows at once, out_k = out + k ostep with x_k = x + k
- * ostep and nl_k lags (k < 4), for a full tile (cb == CBLK). One row's sum is
- * a chain of dependent adds, one lag after the other, so a single row waits
- * on the add latency at every lag; four rows are four independent chains.
- * Each row still adds its lags in increasing order: the same bits as
- * lag_dot. */
-static inline void lag_dot4(float *out, ptrdiff_t ostep, const float (*restrict Kt)[CBLK], const float *x,
-                            ptrdiff_t xstep, const int nl[4]) {
-    v16 a0 = v16_load(out), a1 = v16_load(out + ostep), a2 = v16_load(out + 2 * ostep), a3 = v16_load(out + 3 * ostep);
-    const float *x0 = x, *x1 = x + ostep, *x2 = x + 2 * ostep, *x3 = x + 3 * ostep;
+/* lag_dot for four rows of a full tile at once: out_k = out + k ostep from
+ * x_k = x + k xrow with nl_k lags (k < 4). Each row still adds its lags in
+ * increasing order: the same bits as lag_dot. */
+static inline void lag_dot4(float *out, ptrdiff_t ostep, const float *restrict Kt, ptrdiff_t kstep, v16 d,
+                            const float *x, ptrdiff_t xrow, ptrdiff_t xstep, const int nl[4]) {
+    const float *x0 = x, *x1 = x + xrow, *x2 = x + 2 * xrow, *x3 = x + 3 * xrow;
+    v16 a0 = d * v16_load(x0), a1 = d * v16_load(x1), a2 = d * v16_load(x2), a3 = d * v16_load(x3);
     int lo = nl[0], hi = nl[0];
     for (int k = 1; k < 4; k++) {
         lo = nl[k] < lo ? nl[k] : lo;
@@ -239,7 +247,7 @@ static inline void lag_dot4(float *out, ptrdiff_t ostep, const float (*restrict 
     }
     int l = 0;
     for (; l < lo; l++) {
-        const v16 k = v16_load(Kt[l]);
+        const v16 k = v16_load(Kt + l * kstep);
         const ptrdiff_t o = l * xstep;
         a0 += k * v16_load(x0 + o);
         a1 += k * v16_load(x1 + o);
@@ -247,7 +255,7 @@ static inline void lag_dot4(float *out, ptrdiff_t ostep, const float (*restrict 
         a3 += k * v16_load(x3 + o);
     }
     for (; l < hi; l++) { /* the rows with more lags go on alone */
-        const v16 k = v16_load(Kt[l]);
+        const v16 k = v16_load(Kt + l * kstep);
         const ptrdiff_t o = l * xstep;
         if (l < nl[0]) a0 += k * v16_load(x0 + o);
         if (l < nl[1]) a1 += k * v16_load(x1 + o);
@@ -260,181 +268,181 @@ static inline void lag_dot4(float *out, ptrdiff_t ostep, const float (*restrict 
     v16_store(out + 3 * ostep, a3);
 }
 
-/* F[l][j] += g[j] x[l * xstep + j]   (l < nl, j < cb): one output row's
- * contribution to the lag correlations of a tile. */
-static inline void lag_outer(float (*restrict F)[CBLK], const float *restrict g, const float *restrict x,
-                             ptrdiff_t xstep, int nl, int cb) {
-    if (cb == CBLK) {
-        for (int l = 0; l < nl; l++) {
-            const float *xl = x + l * xstep;
-#pragma GCC unroll 16
-            for (int j = 0; j < CBLK; j++) F[l][j] += g[j] * xl[j];
-        }
-    } else {
-        for (int l = 0; l < nl; l++) {
-            const float *xl = x + l * xstep;
+/* r[j] += f[j] in double (j < CBLK): a sequence's float sum joins the
+ * channel's double sum over sequences. */
+static inline void dk_add(double *restrict r, v16 f) {
+    float a[CBLK];
+    v16_store(a, f);
 #pragma omp simd
-            for (int j = 0; j < cb; j++) F[l][j] += g[j] * xl[j];
-        }
-    }
+    for (int j = 0; j < CBLK; j++) r[j] += a[j];
 }
 
-/* The tile's lag correlations of one sequence for a full tile (cb ==
- * CBLK): F[l][j] = sum_{t = l0 + l}^{T-1} dy[t][j] u[t - l0 - l][j] for l <
- * nl, with dy and u at row 0 of the sequence and the tile's channels, rows E
- * apart. Four lags at a time, each a register summed over t in increasing
- * order: the same sums, term for term, as lag_outer row by row, without
- * loading and storing F[l] at every t. */
-static void lag_corr4(float (*restrict F)[CBLK], const float *dy, const float *u, ptrdiff_t E, int T, int l0,
-                      int nl) {
+/* A full tile's lag correlations of one sequence, added to dK:
+ * dK[l E + j] += sum_{t = l}^{T-1} dy[t ys + j] u[(t - l) us + j] for l < T,
+ * with dy and u at row 0 of the sequence and the tile's channels (rows ys
+ * and us apart). Four lags at a time, each a register summed over t in
+ * increasing order (the same sums, term for term, as one lag at a time). */
+static void lag_corr4(double *dK, ptrdiff_t E, const float *dy, ptrdiff_t ys, const float *u, ptrdiff_t us, int T) {
     int l = 0;
-    for (; l + 4 <= nl; l += 4) {
+    for (; l + 4 <= T; l += 4) {
         v16 f[4] = {{0}, {0}, {0}, {0}};
-        int t = l0 + l;
-        for (; t < T && t < l0 + l + 3; t++) { /* lags l + k start at t = l0 + l + k */
-            const v16 g = v16_load(dy + t * E);
-            for (int k = 0; k <= t - l0 - l; k++) f[k] += g * v16_load(u + (t - l0 - l - k) * E);
+        int t = l;
+        for (; t < T && t < l + 3; t++) { /* lags l + k start at t = l + k */
+            const v16 g = v16_load(dy + t * ys);
+            for (int k = 0; k <= t - l; k++) f[k] += g * v16_load(u + (t - l - k) * us);
         }
         v16 f0 = f[0], f1 = f[1], f2 = f[2], f3 = f[3];
         for (; t < T; t++) {
-            const v16 g = v16_load(dy + t * E);
-            const float *ut = u + (t - l0 - l) * E;
+            const v16 g = v16_load(dy + t * ys);
+            const float *ut = u + (t - l) * us;
             f0 += g * v16_load(ut);
-            f1 += g * v16_load(ut - E);
-            f2 += g * v16_load(ut - 2 * E);
-            f3 += g * v16_load(ut - 3 * E);
+            f1 += g * v16_load(ut - us);
+            f2 += g * v16_load(ut - 2 * us);
+            f3 += g * v16_load(ut - 3 * us);
         }
-        v16_store(F[l], f0);
-        v16_store(F[l + 1], f1);
-        v16_store(F[l + 2], f2);
-        v16_store(F[l + 3], f3);
+        dk_add(dK + l * E, f0);
+        dk_add(dK + (l + 1) * E, f1);
+        dk_add(dK + (l + 2) * E, f2);
+        dk_add(dK + (l + 3) * E, f3);
     }
-    for (; l < nl; l++) {
+    for (; l < T; l++) {
         v16 f0 = {0};
-        for (int t = l0 + l; t < T; t++) f0 += v16_load(dy + t * E) * v16_load(u + (t - l0 - l) * E);
-        v16_store(F[l], f0);
+        for (int t = l; t < T; t++) f0 += v16_load(dy + t * ys) * v16_load(u + (t - l) * us);
+        dk_add(dK + l * E, f0);
     }
 }
 
-/* y[b,t] accumulates D u, then lags 0, 1, ..., t in increasing order (lag
- * tiles are the outer loop, so each Kt tile is built once per call). */
-static void s4d_conv_forward_impl(float *y, const float *u, const float *K, const float *D, int B, int T, int E, int L) {
+/* lag_corr4 for a partial tile of cb < CBLK channels, one lag at a time. */
+static void lag_corr_part(double *dK, const float *dy, const float *u, ptrdiff_t E, int T, int cb) {
+    for (int l = 0; l < T; l++)
+        for (int j = 0; j < cb; j++) {
+            float f = 0.0f;
+            for (int t = l; t < T; t++) f += dy[t * E + j] * u[(t - l) * E + j];
+            dK[l * E + j] += f;
+        }
+}
+
+/* This thread's channel blocks [*lo, *hi) of nblk, in a contiguous range. */
+static void blk_range(int nblk, int *lo, int *hi) {
+    int id = par_thread_id(), nt = par_team_size();
+    *lo = (int)((long long)nblk * id / nt);
+    *hi = (int)((long long)nblk * (id + 1) / nt);
+}
+
+/* Copies rows r < T of a full tile, rows `step` floats apart, into t. */
+static void tile_copy(float (*restrict t)[CBLK], const float *restrict x, ptrdiff_t step, int T) {
+    for (int r = 0; r < T; r++) v16_store(t[r], v16_load(x + r * step));
+}
+
+/* One sequence's rows of a tile of cb channels: y[t] = D u[t] + lags
+ * 0..t, the tile's K and u rows ks and us floats apart, y's E. Inlined per
+ * call site, so the copies' constant steps become immediate offsets. */
+static inline void rows_forward(float *y, ptrdiff_t E, const float *Kt, ptrdiff_t ks, const float *u, ptrdiff_t us,
+                                const float *D, int T, int cb) {
+    int t = 0;
+    if (cb == CBLK) { /* four rows at a time (lag_dot4) */
+        const v16 d = v16_load(D);
+        for (; t + 4 <= T; t += 4) {
+            const int nl[4] = {t + 1, t + 2, t + 3, t + 4};
+            lag_dot4(y + t * E, E, Kt, ks, d, u + t * us, us, -us, nl);
+        }
+    }
+    for (; t < T; t++) lag_dot(y + t * E, D, Kt, ks, u + t * us, -us, t + 1, cb);
+}
+
+/* y[b,t] = D u[b,t], then lags 0, 1, ..., t in increasing order. */
+static void s4d_conv_forward_impl(float *y, const float *u, const float *K, const float *D, int B, int T, int E) {
     if (B <= 0 || T <= 0 || E <= 0) return;
-    int nblk = (E + CBLK - 1) / CBLK;
-#pragma omp parallel for schedule(static) if ((size_t)B * T * L * E / 2 >= PAR_MIN_WORK)
-    for (int blk = 0; blk < nblk; blk++) {
-        int c0 = blk * CBLK, cb = E - c0 < CBLK ? E - c0 : CBLK;
-        float Kt[LCHUNK][CBLK];
-        for (int l0 = 0; l0 < T; l0 += LCHUNK) {
-            int nl = T - l0 < LCHUNK ? T - l0 : LCHUNK;
-            for (int l = 0; l < nl; l++)
-                for (int j = 0; j < cb; j++) Kt[l][j] = K[(size_t)(c0 + j) * L + l0 + l];
-            for (int b = 0; b < B; b++) {
-                /* D u first, in the loop over b as the backward's D dy: a pass of
-                 * its own over all B T rows of the tile's channels stalled on u
-                 * (rows E floats apart, each line met once: 34% of this kernel
-                 * at B 64, T 41, E 128) */
-                if (l0 == 0)
-                    for (int t = 0; t < T; t++) {
-                        size_t o = ((size_t)b * T + t) * E + c0;
-                        for (int j = 0; j < cb; j++) y[o + j] = D[c0 + j] * u[o + j];
-                    }
-                int t = l0;
-                if (cb == CBLK) /* four rows at a time (lag_dot4) */
-                    for (; t + 4 <= T; t += 4) {
-                        int lm[4];
-                        for (int k = 0; k < 4; k++) lm[k] = t + k - l0 + 1 < nl ? t + k - l0 + 1 : nl;
-                        lag_dot4(y + ((size_t)b * T + t) * E + c0, E, (const float (*)[CBLK])Kt,
-                                 u + ((size_t)b * T + (t - l0)) * E + c0, -(ptrdiff_t)E, lm);
-                    }
-                for (; t < T; t++) {
-                    float *yt = y + ((size_t)b * T + t) * E + c0;
-                    const float *ut = u + ((size_t)b * T + (t - l0)) * E + c0; /* lag l0 */
-                    int lmax = t - l0 + 1 < nl ? t - l0 + 1 : nl;
-                    lag_dot(yt, (const float (*)[CBLK])Kt, ut, -(ptrdiff_t)E, lmax, cb);
+    const int nblk = (E + CBLK - 1) / CBLK;
+    const ptrdiff_t sE = E;
+#pragma omp parallel if ((size_t)B * T * T * E / 2 >= PAR_MIN_WORK)
+    {
+        float kt[TCOPY][CBLK], ut[TCOPY][CBLK]; /* a full tile's K and u, T <= TCOPY */
+        int lo, hi;
+        blk_range(nblk, &lo, &hi);
+        for (int b = 0; b < B; b++)
+            for (int blk = lo; blk < hi; blk++) {
+                const int c0 = blk * CBLK, cb = E - c0 < CBLK ? E - c0 : CBLK;
+                const size_t o = (size_t)b * T * E + c0;
+                if (cb == CBLK && T <= TCOPY) {
+                    tile_copy(kt, K + c0, sE, T);
+                    tile_copy(ut, u + o, sE, T);
+                    rows_forward(y + o, sE, kt[0], CBLK, ut[0], CBLK, D + c0, T, CBLK);
+                } else {
+                    rows_forward(y + o, sE, K + c0, sE, u + o, sE, D + c0, T, cb);
                 }
             }
-        }
     }
 }
 
-void s4d_conv_forward(float *y, const float *u, const float *K, const float *D, int B, int T, int E, int L) {
+void s4d_conv_forward(float *y, const float *u, const float *K, const float *D, int B, int T, int E) {
     uint64_t t0 = prof_start();
-    s4d_conv_forward_impl(y, u, K, D, B, T, E, L);
+    s4d_conv_forward_impl(y, u, K, D, B, T, E);
     prof_stop(PROF_S4D, t0);
 }
 
 /*
- *   du[b,s,c]  = D[c] dy[b,s,c] + sum_{l=0}^{T-1-s} K[c,l] dy[b,s+l,c]
- *   dK[c,l]   += sum_b sum_{t=l}^{T-1} dy[b,t,c] u[b,t-l,c]      (l < T)
+ *   du[b,s,c]  = D[c] dy[b,s,c] + sum_{l=0}^{T-1-s} K[l,c] dy[b,s+l,c]
+ *   dK[l,c]    = sum_b sum_{t=l}^{T-1} dy[b,t,c] u[b,t-l,c]      (l < T)
  *   dD[c]     += sum_{b,t} dy[b,t,c] u[b,t,c]                   (= dK lag 0)
  * dK and dD of a channel are reduced by the one thread that owns its tile,
  * in a fixed order: in float over t within a sequence, then in double over
  * the sequences b = 0..B-1.
  */
-static void s4d_conv_backward_impl(float *du, float *dK, float *dD, const float *dy, const float *u, const float *K,
-                       const float *D, int B, int T, int E, int L) {
-    if (B <= 0 || T <= 0 || E <= 0) return;
-    int nblk = (E + CBLK - 1) / CBLK;
-#pragma omp parallel for schedule(static) if ((size_t)B * T * L * E / 2 >= PAR_MIN_WORK)
-    for (int blk = 0; blk < nblk; blk++) {
-        int c0 = blk * CBLK, cb = E - c0 < CBLK ? E - c0 : CBLK;
-        float Kt[LCHUNK][CBLK], F[LCHUNK][CBLK];
-        double dKt[LCHUNK][CBLK];
-        for (int l0 = 0; l0 < T; l0 += LCHUNK) {
-            int nl = T - l0 < LCHUNK ? T - l0 : LCHUNK;
-            for (int l = 0; l < nl; l++)
-                for (int j = 0; j < cb; j++) {
-                    Kt[l][j] = K[(size_t)(c0 + j) * L + l0 + l];
-                    dKt[l][j] = 0.0;
-                }
-            for (int b = 0; b < B; b++) {
-                /* du at s gathers the tile's lags l0 + l from dy[b, s + l0 + l] */
-                if (l0 == 0)
-                    for (int s = 0; s < T; s++) {
-                        size_t os = ((size_t)b * T + s) * E + c0;
-                        for (int j = 0; j < cb; j++) du[os + j] = D[c0 + j] * dy[os + j]; /* written */
-                    }
-                int s = 0;
-                if (cb == CBLK) /* four rows at a time (lag_dot4) */
-                    for (; s + 4 + l0 <= T; s += 4) {
-                        int lm[4];
-                        for (int k = 0; k < 4; k++) lm[k] = T - (s + k) - l0 < nl ? T - (s + k) - l0 : nl;
-                        size_t os = ((size_t)b * T + s) * E + c0;
-                        lag_dot4(du + os, E, (const float (*)[CBLK])Kt, dy + os + (size_t)l0 * E, (ptrdiff_t)E, lm);
-                    }
-                for (; s + l0 < T; s++) {
-                    size_t os = ((size_t)b * T + s) * E + c0;
-                    const float *dys = dy + os + (size_t)l0 * E;
-                    int lmax = T - s - l0 < nl ? T - s - l0 : nl;
-                    lag_dot(du + os, (const float (*)[CBLK])Kt, dys, (ptrdiff_t)E, lmax, cb);
-                }
-                /* the tile's lag correlations of sequence b: dy[t] against u[t - l0 - l] */
-                if (cb == CBLK) {
-                    lag_corr4(F, dy + (size_t)b * T * E + c0, u + (size_t)b * T * E + c0, E, T, l0, nl);
-                } else {
-                    memset(F, 0, sizeof F);
-                    for (int t = l0; t < T; t++) {
-                        const float *dyt = dy + ((size_t)b * T + t) * E + c0;
-                        const float *ut = u + ((size_t)b * T + (t - l0)) * E + c0;
-                        int lmax = t - l0 + 1 < nl ? t - l0 + 1 : nl;
-                        lag_outer(F, dyt, ut, -(ptrdiff_t)E, lmax, cb);
-                    }
-                }
-                for (int l = 0; l < nl; l++)
-                    for (int j = 0; j < cb; j++) dKt[l][j] += F[l][j];
-            }
-            for (int l = 0; l < nl; l++)
-                for (int j = 0; j < cb; j++) dK[(size_t)(c0 + j) * L + l0 + l] += (float)dKt[l][j];
-            if (l0 == 0)
-                for (int j = 0; j < cb; j++) dD[c0 + j] += (float)dKt[0][j];
+/* One sequence's du rows and dK lags of a tile of cb channels (the
+ * steps as in rows_forward; du's rows E apart, dK's lags E apart). */
+static inline void rows_backward(float *du, double *dK, ptrdiff_t E, const float *Kt, ptrdiff_t ks, const float *dy,
+                                 ptrdiff_t ys, const float *u, ptrdiff_t us, const float *D, int T, int cb) {
+    /* du at s gathers lag l from dy[s + l] */
+    int s = 0;
+    if (cb == CBLK) { /* four rows at a time (lag_dot4) */
+        const v16 d = v16_load(D);
+        for (; s + 4 <= T; s += 4) {
+            const int nl[4] = {T - s, T - s - 1, T - s - 2, T - s - 3};
+            lag_dot4(du + s * E, E, Kt, ks, d, dy + s * ys, ys, ys, nl);
         }
+    }
+    for (; s < T; s++) lag_dot(du + s * E, D, Kt, ks, dy + s * ys, ys, T - s, cb);
+    /* the tile's lag correlations: dy[t] against u[t - l] */
+    if (cb == CBLK)
+        lag_corr4(dK, E, dy, ys, u, us, T);
+    else
+        lag_corr_part(dK, dy, u, E, T, cb);
+}
+
+static void s4d_conv_backward_impl(float *du, double *dK, float *dD, const float *dy, const float *u, const float *K,
+                                   const float *D, int B, int T, int E) {
+    if (B <= 0 || T <= 0 || E <= 0) return;
+    const int nblk = (E + CBLK - 1) / CBLK;
+    const ptrdiff_t sE = E;
+#pragma omp parallel if ((size_t)B * T * T * E / 2 >= PAR_MIN_WORK)
+    {
+        float kt[TCOPY][CBLK], dyt[TCOPY][CBLK], ut[TCOPY][CBLK]; /* a full tile's K, dy, u */
+        int lo, hi;
+        blk_range(nblk, &lo, &hi);
+        const int c_lo = lo * CBLK, c_hi = hi * CBLK < E ? hi * CBLK : E;
+        for (int l = 0; l < T; l++) /* written: this thread's channels of every lag */
+            for (int c = c_lo; c < c_hi; c++) dK[(size_t)l * E + c] = 0.0;
+        for (int b = 0; b < B; b++)
+            for (int blk = lo; blk < hi; blk++) {
+                const int c0 = blk * CBLK, cb = E - c0 < CBLK ? E - c0 : CBLK;
+                const size_t o = (size_t)b * T * E + c0;
+                if (cb == CBLK && T <= TCOPY) {
+                    tile_copy(kt, K + c0, sE, T);
+                    tile_copy(dyt, dy + o, sE, T);
+                    tile_copy(ut, u + o, sE, T);
+                    rows_backward(du + o, dK + c0, sE, kt[0], CBLK, dyt[0], CBLK, ut[0], CBLK, D + c0, T, CBLK);
+                } else {
+                    rows_backward(du + o, dK + c0, sE, K + c0, sE, dy + o, sE, u + o, sE, D + c0, T, cb);
+                }
+            }
+        for (int c = c_lo; c < c_hi; c++) dD[c] += (float)dK[c];
     }
 }
 
-void s4d_conv_backward(float *du, float *dK, float *dD, const float *dy, const float *u, const float *K,
-                       const float *D, int B, int T, int E, int L) {
+void s4d_conv_backward(float *du, double *dK, float *dD, const float *dy, const float *u, const float *K,
+                       const float *D, int B, int T, int E) {
     uint64_t t0 = prof_start();
-    s4d_conv_backward_impl(du, dK, dD, dy, u, K, D, B, T, E, L);
+    s4d_conv_backward_impl(du, dK, dD, dy, u, K, D, B, T, E);
     prof_stop(PROF_S4D, t0);
 }

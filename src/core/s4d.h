@@ -12,8 +12,12 @@
  * and the layer output is the causal long convolution plus skip:
  *   y[b,t,c] = sum_{l=0}^{t} K[c,l] u[b,t-l,c] + D[c] u[b,t,c].
  *
- * Shapes: K (E, L) with K[c,l] the weight of lag l; u, y (B, T, E), T <= L.
- * backward functions ACCUMULATE into their gradient outputs, except
+ * Shapes: K (L, E) with K[l,c] the weight of lag l, lag-major so the
+ * convolution reads a lag's channels contiguously; u, y (B, T, E); the
+ * convolution uses lags l < T, so T <= L. The gradient dK of the kernel is
+ * double, (L, E): s4d_conv_backward WRITES its rows l < T (the sum over its
+ * B sequences) and s4d_kernel_backward reads rows l < L. Otherwise backward
+ * functions ACCUMULATE into their gradient outputs, except
  * s4d_conv_backward's du, which it WRITES (the caller needs no zeroing pass
  * over (B, T, E)). The kernel is computed in double internally. Parallel
  * over channels (deterministic).
@@ -23,12 +27,12 @@
 
 void s4d_kernel_forward(float *K, const float *log_dt, const float *log_A_re, const float *A_im, const float *C,
                         int E, int Nh, int L);
-void s4d_kernel_backward(float *dlog_dt, float *dlog_A_re, float *dA_im, float *dC, const float *dK,
+void s4d_kernel_backward(float *dlog_dt, float *dlog_A_re, float *dA_im, float *dC, const double *dK,
                          const float *log_dt, const float *log_A_re, const float *A_im, const float *C, int E,
                          int Nh, int L);
 
-void s4d_conv_forward(float *y, const float *u, const float *K, const float *D, int B, int T, int E, int L);
-void s4d_conv_backward(float *du, float *dK, float *dD, const float *dy, const float *u, const float *K,
-                       const float *D, int B, int T, int E, int L);
+void s4d_conv_forward(float *y, const float *u, const float *K, const float *D, int B, int T, int E);
+void s4d_conv_backward(float *du, double *dK, float *dD, const float *dy, const float *u, const float *K,
+                       const float *D, int B, int T, int E);
 
 #endif

@@ -6,7 +6,7 @@
  *   u      = LN(res)                          (B,T,D)
  *   [x|z]  = u W_in^T                         (B,T,2E)
  *   xs     = SiLU(conv1d_causal(x) + b_conv)  (B,T,E)
- *   K      = s4d_kernel(log_dt, A, C)         (E,T)   core/s4d.c, formed by model.c
+ *   K      = s4d_kernel(log_dt, A, C)         (T,E)   core/s4d.c, formed by model.c
  *                                                          once per step for all shards
  *   y      = K * xs + D xs                    (B,T,E) causal long convolution
  *   yg     = y * z                            (B,T,E) (no SiLU on z)
@@ -16,7 +16,6 @@
  * SSM; iclplay leaves it out (p = 0) so every step is deterministic and
  * gradient-checkable; the README says so.
  */
-#include <string.h>
 
 #include "core/blas.h"
 #include "core/conv1d.h"
@@ -32,7 +31,7 @@ void s4mamba_block_forward(const model *m, block *bl, float *res_out, const floa
     /* xs = silu(conv1d(x)); xc keeps silu'(conv1d(x)) for the backward */
     conv1d_silu_forward(bl->xs, bl->xc, bl->xz, 2 * E, P[S4_CONV_W], P[S4_CONV_B], B, T, E, K);
     /* bl->kern: one tap per lag, this forward's T of them (model.c formed it) */
-    s4d_conv_forward(bl->y, bl->xs, bl->kern, P[S4_D], B, T, E, T);
+    s4d_conv_forward(bl->y, bl->xs, bl->kern, P[S4_D], B, T, E);
     for (size_t i = 0; i < (size_t)BT; i++) {
         const float *z = bl->xz + i * 2 * E + E;
         for (int c = 0; c < E; c++) bl->yg[i * E + c] = bl->y[i * E + c] * z[c];
@@ -58,10 +57,9 @@ void s4mamba_block_backward(const model *m, block *bl, float *dres, const float 
             dxz[i * 2 * E + E + c] = dyg[i * E + c] * bl->y[i * E + c];
         }
     }
-    /* long convolution; dK stays in bl->dkern, and model.c takes it to the
-     * kernel's parameters once the shards are done */
-    memset(bl->dkern, 0, sizeof(float) * (size_t)E * T);
-    s4d_conv_backward(dxs, bl->dkern, G[S4_D], dy, bl->xs, bl->kern, P[S4_D], B, T, E, T);
+    /* long convolution; dK (written) stays in bl->dkern, and model.c takes
+     * it to the kernel's parameters once the shards are done */
+    s4d_conv_backward(dxs, bl->dkern, G[S4_D], dy, bl->xs, bl->kern, P[S4_D], B, T, E);
     /* xs = silu(xc); xc = conv1d(x): dxc is the kernel's scratch */
     conv1d_silu_backward(dxz, 2 * E, G[S4_CONV_W], G[S4_CONV_B], dxc, dxs, bl->xc, bl->xz, 2 * E, P[S4_CONV_W], B, T,
                          E, K);

@@ -327,6 +327,9 @@ static float *carve(carver *c, size_t n) {
     return p;
 }
 
+/* n doubles, carved as 2 n floats (every carve starts 64-byte aligned). */
+static double *carve_doubles(carver *c, size_t n) { return (double *)(void *)carve(c, mul_sat(2, n)); }
+
 /* Lays out the activations of (B, T) for `nthreads` threads: with m NULL it
  * only counts (c->base NULL); with m it points m's views into c->base. */
 static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, int nthreads) {
@@ -381,7 +384,7 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
                 any_mamba = 1;
             } else {
                 bl->kern = carve(c, mul_sat(E, (size_t)T));
-                bl->dkern = carve(c, mul_sat(E, (size_t)T));
+                bl->dkern = carve_doubles(c, mul_sat(E, (size_t)T));
             }
             if (2 * E > w1) w1 = 2 * E;
             any_ssm = 1;
@@ -412,7 +415,7 @@ static void carve_all(const model_spec *s, model *m, carver *c, int B, int T, in
         float *ds = any_mamba ? carve(c, delta_scratch_floats((int)(Bs * (size_t)T), (int)E, (int)R)) : NULL;
         float *as = any_attn ? carve(c, attention_scratch_floats(T, (int)D, (int)NH, 1)) : NULL;
         for (int i = 0; i < s->n_blocks; i++) {
-            float *dkern = s->blocks[i] == BLOCK_S4MAMBA ? carve(c, mul_sat(E, (size_t)T)) : NULL;
+            double *dkern = s->blocks[i] == BLOCK_S4MAMBA ? carve_doubles(c, mul_sat(E, (size_t)T)) : NULL;
             if (sh) sh->blocks[i].dkern = dkern;
         }
         if (sh) { /* model_shard_views_init keeps these when it copies the model in */
@@ -533,8 +536,8 @@ void model_s4_kernels_backward(model *m, int ns) {
         block *bl = &m->blocks[i];
         if (bl->kind != BLOCK_S4MAMBA) continue;
         for (int k = 1; k < ns; k++) {
-            const float *restrict d = m->shards[k - 1].blocks[i].dkern;
-            float *restrict acc = bl->dkern;
+            const double *restrict d = m->shards[k - 1].blocks[i].dkern;
+            double *restrict acc = bl->dkern;
 #pragma omp simd
             for (size_t j = 0; j < n; j++) acc[j] += d[j];
         }

@@ -48,9 +48,9 @@ struct block {
     float *dt_pre;   /* mamba (B,T,E) W_dt delta_low + b_dt                     */
     float *delta;    /* mamba (B,T,E) softplus(dt_pre)                          */
     float *hck;      /* mamba (B,ceil(T/L)-1,N,E) scan checkpoints (core/scan.h) */
-    float *kern;     /* s4mamba (E,T) the S4D convolution kernel, formed once per
+    float *kern;     /* s4mamba (T,E) the S4D convolution kernel, formed once per
                       * forward by model_forward (shard views share it)          */
-    float *dkern;    /* s4mamba (E,T) its gradient over this shard's sequences;
+    double *dkern;   /* s4mamba (T,E) its gradient over this shard's sequences;
                       * model_backward turns the shards' sum into the kernel
                       * parameters' gradients (one kernel backward per step)    */
     float *y;        /* (B,T,E) SSM output; mamba's forward leaves y SiLU'(z)   */

@@ -94,7 +94,7 @@ void model_shard_views_init(model *m) {
         v->delta_scratch = ds;
         v->att_scratch = as;
         for (int i = 0; i < m->spec.n_blocks; i++) {
-            float *dkern = sh->blocks[i].dkern;
+            double *dkern = sh->blocks[i].dkern;
             sh->blocks[i] = m->blocks[i]; /* kern: the model's, formed once per forward */
             sh->blocks[i].dkern = dkern;
         }
