@@ -350,8 +350,19 @@ static inline void rows_forward(float *y, ptrdiff_t E, const float *Kt, ptrdiff_
     for (; t < T; t++) lag_dot(y + t * E, D, Kt, ks, u + t * us, -us, t + 1, cb);
 }
 
-/* y[b,t] = D u[b,t], then lags 0, 1, ..., t in increasing order. */
-static void s4d_conv_forward_impl(float *y, const float *u, const float *K, const float *D, int B, int T, int E) {
+/* The gate of one sequence's rows, while its y is still in cache:
+ * g[t] = y[t] z[t] (cb channels; rows of y and g E apart, of z ldz). */
+static void rows_gate(float *restrict g, const float *restrict y, const float *restrict z, ptrdiff_t E, ptrdiff_t ldz,
+                      int T, int cb) {
+    for (int t = 0; t < T; t++)
+#pragma omp simd
+        for (int j = 0; j < cb; j++) g[t * E + j] = y[t * E + j] * z[t * ldz + j];
+}
+
+/* y[b,t] = D u[b,t], then lags 0, 1, ..., t in increasing order; then the
+ * gate yg = y z. */
+static void s4d_conv_forward_impl(float *y, float *yg, const float *u, const float *z, int ldz, const float *K,
+                                  const float *D, int B, int T, int E) {
     if (B <= 0 || T <= 0 || E <= 0) return;
     const int nblk = (E + CBLK - 1) / CBLK;
     const ptrdiff_t sE = E;
@@ -360,7 +371,8 @@ static void s4d_conv_forward_impl(float *y, const float *u, const float *K, cons
         float kt[TCOPY][CBLK], ut[TCOPY][CBLK]; /* a full tile's K and u, T <= TCOPY */
         int lo, hi;
         blk_range(nblk, &lo, &hi);
-        for (int b = 0; b < B; b++)
+        const int c_lo = lo * CBLK, c_hi = hi * CBLK < E ? hi * CBLK : E;
+        for (int b = 0; b < B; b++) {
             for (int blk = lo; blk < hi; blk++) {
                 const int c0 = blk * CBLK, cb = E - c0 < CBLK ? E - c0 : CBLK;
                 const size_t o = (size_t)b * T * E + c0;
@@ -372,23 +384,21 @@ static void s4d_conv_forward_impl(float *y, const float *u, const float *K, cons
                     rows_forward(y + o, sE, K + c0, sE, u + o, sE, D + c0, T, cb);
                 }
             }
+            if (z) { /* the sequence's rows of this thread's channels, in address order */
+                const size_t o = (size_t)b * T * E + c_lo;
+                rows_gate(yg + o, y + o, z + (size_t)b * T * ldz + c_lo, sE, ldz, T, c_hi - c_lo);
+            }
+        }
     }
 }
 
-void s4d_conv_forward(float *y, const float *u, const float *K, const float *D, int B, int T, int E) {
+void s4d_conv_forward(float *y, float *yg, const float *u, const float *z, int ldz, const float *K, const float *D,
+                      int B, int T, int E) {
     uint64_t t0 = prof_start();
-    s4d_conv_forward_impl(y, u, K, D, B, T, E);
+    s4d_conv_forward_impl(y, yg, u, z, ldz, K, D, B, T, E);
     prof_stop(PROF_S4D, t0);
 }
 
-/*
- *   du[b,s,c]  = D[c] dy[b,s,c] + sum_{l=0}^{T-1-s} K[l,c] dy[b,s+l,c]
- *   dK[l,c]    = sum_b sum_{t=l}^{T-1} dy[b,t,c] u[b,t-l,c]      (l < T)
- *   dD[c]     += sum_{b,t} dy[b,t,c] u[b,t,c]                   (= dK lag 0)
- * dK and dD of a channel are reduced by the one thread that owns its tile,
- * in a fixed order: in float over t within a sequence, then in double over
- * the sequences b = 0..B-1.
- */
 /* One sequence's du rows and dK lags of a tile of cb channels (the
  * steps as in rows_forward; du's rows E apart, dK's lags E apart). */
 static inline void rows_backward(float *du, double *dK, ptrdiff_t E, const float *Kt, ptrdiff_t ks, const float *dy,
@@ -410,7 +420,30 @@ static inline void rows_backward(float *du, double *dK, ptrdiff_t E, const float
         lag_corr_part(dK, dy, u, E, T, cb);
 }
 
-static void s4d_conv_backward_impl(float *du, double *dK, float *dD, const float *dy, const float *u, const float *K,
+/* The gate's backward for one sequence's rows: dy[t] = dyg[t] z[t] into
+ * rows ys apart, and dz[t] = dyg[t] y[t] (cb channels; rows of dyg and y E
+ * apart, of z and dz ldz). */
+static void rows_dgate(float *restrict dy, ptrdiff_t ys, float *restrict dz, const float *restrict dyg,
+                       const float *restrict z, const float *restrict y, ptrdiff_t E, ptrdiff_t ldz, int T, int cb) {
+    for (int t = 0; t < T; t++)
+#pragma omp simd
+        for (int j = 0; j < cb; j++) {
+            dy[t * ys + j] = dyg[t * E + j] * z[t * ldz + j];
+            dz[t * ldz + j] = dyg[t * E + j] * y[t * E + j];
+        }
+}
+
+/*
+ *   dy[b,t,c]  = dyg[b,t,c] z[b,t,c]     dz[b,t,c] = dyg[b,t,c] y[b,t,c]
+ *   du[b,s,c]  = D[c] dy[b,s,c] + sum_{l=0}^{T-1-s} K[l,c] dy[b,s+l,c]
+ *   dK[l,c]    = sum_b sum_{t=l}^{T-1} dy[b,t,c] u[b,t-l,c]      (l < T)
+ *   dD[c]     += sum_{b,t} dy[b,t,c] u[b,t,c]                   (= dK lag 0)
+ * (without the gate, dy = dyg). dK and dD of a channel are reduced by the
+ * one thread that owns its tile, in a fixed order: in float over t within a
+ * sequence, then in double over the sequences b = 0..B-1.
+ */
+static void s4d_conv_backward_impl(float *du, float *dz, double *dK, float *dD, float *dy, const float *dyg,
+                                   const float *z, int ldz, const float *y, const float *u, const float *K,
                                    const float *D, int B, int T, int E) {
     if (B <= 0 || T <= 0 || E <= 0) return;
     const int nblk = (E + CBLK - 1) / CBLK;
@@ -423,26 +456,34 @@ static void s4d_conv_backward_impl(float *du, double *dK, float *dD, const float
         const int c_lo = lo * CBLK, c_hi = hi * CBLK < E ? hi * CBLK : E;
         for (int l = 0; l < T; l++) /* written: this thread's channels of every lag */
             for (int c = c_lo; c < c_hi; c++) dK[(size_t)l * E + c] = 0.0;
-        for (int b = 0; b < B; b++)
+        for (int b = 0; b < B; b++) {
+            const float *dyb = dyg; /* dy, (B, T, E) */
+            if (z) { /* the gate's backward over the sequence's rows of this thread's channels, in
+                      * address order; dy stays in cache for the tiles */
+                const size_t o = (size_t)b * T * E + c_lo, oz = (size_t)b * T * ldz + c_lo;
+                rows_dgate(dy + o, sE, dz + oz, dyg + o, z + oz, y + o, sE, ldz, T, c_hi - c_lo);
+                dyb = dy;
+            }
             for (int blk = lo; blk < hi; blk++) {
                 const int c0 = blk * CBLK, cb = E - c0 < CBLK ? E - c0 : CBLK;
                 const size_t o = (size_t)b * T * E + c0;
                 if (cb == CBLK && T <= TCOPY) {
                     tile_copy(kt, K + c0, sE, T);
-                    tile_copy(dyt, dy + o, sE, T);
+                    tile_copy(dyt, dyb + o, sE, T);
                     tile_copy(ut, u + o, sE, T);
                     rows_backward(du + o, dK + c0, sE, kt[0], CBLK, dyt[0], CBLK, ut[0], CBLK, D + c0, T, CBLK);
                 } else {
-                    rows_backward(du + o, dK + c0, sE, K + c0, sE, dy + o, sE, u + o, sE, D + c0, T, cb);
+                    rows_backward(du + o, dK + c0, sE, K + c0, sE, dyb + o, sE, u + o, sE, D + c0, T, cb);
                 }
             }
+        }
         for (int c = c_lo; c < c_hi; c++) dD[c] += (float)dK[c];
     }
 }
 
-void s4d_conv_backward(float *du, double *dK, float *dD, const float *dy, const float *u, const float *K,
-                       const float *D, int B, int T, int E) {
+void s4d_conv_backward(float *du, float *dz, double *dK, float *dD, float *dy, const float *dyg, const float *z,
+                       int ldz, const float *y, const float *u, const float *K, const float *D, int B, int T, int E) {
     uint64_t t0 = prof_start();
-    s4d_conv_backward_impl(du, dK, dD, dy, u, K, D, B, T, E);
+    s4d_conv_backward_impl(du, dz, dK, dD, dy, dyg, z, ldz, y, u, K, D, B, T, E);
     prof_stop(PROF_S4D, t0);
 }

@@ -9,7 +9,8 @@
  *   K      = s4d_kernel(log_dt, A, C)         (T,E)   core/s4d.c, formed by model.c
  *                                                          once per step for all shards
  *   y      = K * xs + D xs                    (B,T,E) causal long convolution
- *   yg     = y * z                            (B,T,E) (no SiLU on z)
+ *   yg     = y * z                            (B,T,E) (no SiLU on z; s4d.c's
+ *                                                          convolution, tile by tile)
  *   res'   = res + yg W_out^T
  *
  * The reference also applies dropout (p = 0.1, tied over length) after the
@@ -31,11 +32,8 @@ void s4mamba_block_forward(const model *m, block *bl, float *res_out, const floa
     /* xs = silu(conv1d(x)); xc keeps silu'(conv1d(x)) for the backward */
     conv1d_silu_forward(bl->xs, bl->xc, bl->xz, 2 * E, P[S4_CONV_W], P[S4_CONV_B], B, T, E, K);
     /* bl->kern: one tap per lag, this forward's T of them (model.c formed it) */
-    s4d_conv_forward(bl->y, bl->xs, bl->kern, P[S4_D], B, T, E);
-    for (size_t i = 0; i < (size_t)BT; i++) {
-        const float *z = bl->xz + i * 2 * E + E;
-        for (int c = 0; c < E; c++) bl->yg[i * E + c] = bl->y[i * E + c] * z[c];
-    }
+    /* y = K * xs + D xs, and yg = y * z from the z half of xz */
+    s4d_conv_forward(bl->y, bl->yg, bl->xs, bl->xz + E, 2 * E, bl->kern, P[S4_D], B, T, E);
     linear_forward_residual(res_out, bl->yg, P[S4_OUT_W], NULL, res_in, BT, E, D);
 }
 
@@ -48,18 +46,12 @@ void s4mamba_block_backward(const model *m, block *bl, float *dres, const float 
     blas_gemm(0, 0, BT, E, D, 1.0f, dres, D, P[S4_OUT_W], E, 0.0f, dyg, E);
     blas_gemm(1, 0, D, E, BT, 1.0f, dres, D, bl->yg, E, 1.0f, G[S4_OUT_W], E);
 
-    /* gate yg = y * z: dy = dyg z, dz = dyg y into the z half of dxz
-     * (conv1d_silu_backward writes its x half) */
-    for (size_t i = 0; i < (size_t)BT; i++) {
-        const float *z = bl->xz + i * 2 * E + E;
-        for (int c = 0; c < E; c++) {
-            dy[i * E + c] = dyg[i * E + c] * z[c];
-            dxz[i * 2 * E + E + c] = dyg[i * E + c] * bl->y[i * E + c];
-        }
-    }
-    /* long convolution; dK (written) stays in bl->dkern, and model.c takes
-     * it to the kernel's parameters once the shards are done */
-    s4d_conv_backward(dxs, bl->dkern, G[S4_D], dy, bl->xs, bl->kern, P[S4_D], B, T, E);
+    /* the gate's backward (dy = dyg z; dz = dyg y into the z half of dxz,
+     * whose x half conv1d_silu_backward writes) and the long convolution's;
+     * dK (written) stays in bl->dkern, and model.c takes it to the kernel's
+     * parameters once the shards are done */
+    s4d_conv_backward(dxs, dxz + E, bl->dkern, G[S4_D], dy, dyg, bl->xz + E, 2 * E, bl->y, bl->xs, bl->kern, P[S4_D],
+                      B, T, E);
     /* xs = silu(xc); xc = conv1d(x): dxc is the kernel's scratch */
     conv1d_silu_backward(dxz, 2 * E, G[S4_CONV_W], G[S4_CONV_B], dxc, dxs, bl->xc, bl->xz, 2 * E, P[S4_CONV_W], B, T,
                          E, K);

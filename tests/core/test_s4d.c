@@ -5,7 +5,9 @@
  *   - the kernel against a naive twin: the formula of s4d.h in double with
  *     <complex.h> and exp(dt A l) taken directly for every l, up to L = 300;
  *   - the convolution against a literal double loop, on odd shapes (E not a
- *     multiple of the 16-channel tile, T across several 64-lag tiles, T < L);
+ *     multiple of the 16-channel tile, T past the 256 rows copied, T < L);
+ *   - the fused S4-Mamba gate against the convolution and the gate written
+ *     out, bit for bit;
  *   - kernel + convolution against the equivalent recurrence: a complex
  *     diagonal state x_t = exp(dt A) x_{t-1} + u_t read out with
  *     y_t = 2 Re sum_n Ct_n x_t + D u_t, Ct = C (exp(dt A) - 1) / A;
@@ -175,7 +177,7 @@ static cparams cparams_new(int B, int T, int E, int L, uint64_t seed) {
     return p;
 }
 static void cparams_free(cparams *p) { free(p->u); free(p->K); free(p->D); free(p->y); free(p->r); }
-static void conv_forward(cparams *p) { s4d_conv_forward(p->y, p->u, p->K, p->D, p->B, p->T, p->E); }
+static void conv_forward(cparams *p) { s4d_conv_forward(p->y, NULL, p->u, NULL, 0, p->K, p->D, p->B, p->T, p->E); }
 
 static const int conv_cases[][4] = {
     {1, 1, 1, 1},      /* degenerate */
@@ -221,7 +223,7 @@ static void test_conv_backward_matches_naive(void) {
         double *rdu = malloc(n * sizeof(double)), *rdK = malloc(nk * sizeof(double)), *rdD = malloc(E * sizeof(double));
         for (size_t i = 0; i < n; i++) du[i] = NAN; /* written, not added to */
         for (size_t i = 0; i < nk; i++) dK[i] = NAN;
-        s4d_conv_backward(du, dK, dD, p.r, p.u, p.K, p.D, B, T, E);
+        s4d_conv_backward(du, NULL, dK, dD, NULL, p.r, NULL, 0, NULL, p.u, p.K, p.D, B, T, E);
         naive_conv_backward(rdu, rdK, rdD, p.r, p.u, p.K, p.D, B, T, E);
         float *fdu = to_float(rdu, n), *fdK = to_float(rdK, nk), *fdD = to_float(rdD, (size_t)E), *gdK = to_float(dK, nk);
         double atol = 1e-4 + 1e-5 * sqrt((double)B * T);
@@ -230,6 +232,56 @@ static void test_conv_backward_matches_naive(void) {
         CHECK(test_allclose("dK", gdK, fdK, nk, 1e-5, atol), "B%d T%d E%d L%d: dK", B, T, E, L);
         CHECK(test_allclose("dD", dD, fdD, (size_t)E, 1e-5, atol), "B%d T%d E%d L%d: dD", B, T, E, L);
         free(du), free(dK), free(dD), free(rdu), free(rdK), free(rdD), free(fdu), free(fdK), free(fdD), free(gdK);
+        cparams_free(&p);
+    }
+}
+
+/* The fused gate against the convolution alone plus the gate written out,
+ * bit for bit, on every shape of the forward's test (copied tiles, tiles
+ * read in place through the dy scratch, partial tiles): yg = y z and, for
+ * dyg, dy = dyg z, dz = dyg y, then du, dK, dD of the plain backward of dy.
+ * z and dz are the z half of (B, T, 2E) rows whose x half must stay as it
+ * was, and dz is written, not added to. */
+static void test_conv_gate_matches_composition(void) {
+    for (size_t s = 0; s < NCONV; s++) {
+        int B = conv_cases[s][0], T = conv_cases[s][1], E = conv_cases[s][2], L = conv_cases[s][3];
+        cparams p = cparams_new(B, T, E, L, test_seed() + 70 + s);
+        test_rng rng = {test_seed() + 80 + s};
+        size_t n = (size_t)B * T * E, nk = (size_t)E * T;
+        float *xz = malloc(2 * n * sizeof(float)), *dxz = malloc(2 * n * sizeof(float));
+        float *yg = malloc(n * sizeof(float)), *dyg = malloc(n * sizeof(float)), *dy = malloc(n * sizeof(float));
+        float *y0 = malloc(n * sizeof(float)), *want = malloc(n * sizeof(float));
+        float *du = malloc(n * sizeof(float)), *du0 = malloc(n * sizeof(float));
+        float *dD = calloc((size_t)E, sizeof(float)), *dD0 = calloc((size_t)E, sizeof(float));
+        double *dK = malloc(nk * sizeof(double)), *dK0 = malloc(nk * sizeof(double));
+        test_fill_normal(&rng, xz, 2 * n, 1.0f);
+        test_fill_normal(&rng, dyg, n, 1.0f);
+        for (size_t i = 0; i < 2 * n; i++) dxz[i] = (i / E) % 2 ? NAN : -7.0f; /* z half NaN, x half -7 */
+        const float *z = xz + E;
+        /* forward: the plain convolution, then the gate by hand */
+        s4d_conv_forward(y0, NULL, p.u, NULL, 0, p.K, p.D, B, T, E);
+        s4d_conv_forward(p.y, yg, p.u, z, 2 * E, p.K, p.D, B, T, E);
+        for (size_t i = 0; i < n; i++) want[i] = y0[i] * z[(i / E) * 2 * E + i % E];
+        printf("  B%d T%d E%d\n", B, T, E);
+        CHECK(!memcmp(p.y, y0, n * sizeof(float)), "B%d T%d E%d: y differs from the plain convolution's", B, T, E);
+        CHECK(!memcmp(yg, want, n * sizeof(float)), "B%d T%d E%d: yg != y z", B, T, E);
+        /* backward: dy = dyg z by hand into the plain backward */
+        for (size_t i = 0; i < n; i++) want[i] = dyg[i] * z[(i / E) * 2 * E + i % E];
+        s4d_conv_backward(du0, NULL, dK0, dD0, NULL, want, NULL, 0, NULL, p.u, p.K, p.D, B, T, E);
+        s4d_conv_backward(du, dxz + E, dK, dD, dy, dyg, z, 2 * E, p.y, p.u, p.K, p.D, B, T, E);
+        int dz_ok = 1, x_kept = 1;
+        for (size_t i = 0; i < n; i++) {
+            size_t r = i / E, c = i % E;
+            dz_ok &= dxz[r * 2 * E + E + c] == dyg[i] * p.y[i];
+            x_kept &= dxz[r * 2 * E + c] == -7.0f;
+        }
+        CHECK(dz_ok, "B%d T%d E%d: dz != dyg y (or not written)", B, T, E);
+        CHECK(x_kept, "B%d T%d E%d: the x half of dxz was touched", B, T, E);
+        CHECK(!memcmp(du, du0, n * sizeof(float)), "B%d T%d E%d: du differs", B, T, E);
+        CHECK(!memcmp(dK, dK0, nk * sizeof(double)), "B%d T%d E%d: dK differs", B, T, E);
+        CHECK(!memcmp(dD, dD0, (size_t)E * sizeof(float)), "B%d T%d E%d: dD differs", B, T, E);
+        free(xz), free(dxz), free(yg), free(dyg), free(dy), free(y0), free(want), free(du), free(du0);
+        free(dD), free(dD0), free(dK), free(dK0);
         cparams_free(&p);
     }
 }
@@ -343,7 +395,7 @@ static void test_conv_gradients_fd(void) {
         size_t n = (size_t)B * T * E;
         float *g_u = calloc(n, sizeof(float)), *g_D = calloc((size_t)E, sizeof(float));
         double *g_Kd = calloc((size_t)E * L, sizeof(double)); /* lags >= T: 0, as their differences */
-        s4d_conv_backward(g_u, g_Kd, g_D, p.r, p.u, p.K, p.D, B, T, E);
+        s4d_conv_backward(g_u, NULL, g_Kd, g_D, NULL, p.r, NULL, 0, NULL, p.u, p.K, p.D, B, T, E);
         float *g_K = to_float(g_Kd, (size_t)E * L);
         CHECK(fd_check("u", conv_loss, &p, p.u, n, g_u, 0.1, 1e-3, 1e-4), "case %zu", s);
         CHECK(fd_check("K", conv_loss, &p, p.K, (size_t)E * L, g_K, 0.1, 1e-3, 1e-4), "case %zu", s);
@@ -374,8 +426,8 @@ static s4d_run run_all(kparams *k, cparams *p, const s4d_run *init) {
     }
     s4d_kernel_forward(o.K, k->log_dt, k->log_A_re, k->A_im, k->C, k->E, k->Nh, k->L);
     s4d_kernel_backward(o.dt, o.re, o.im, o.C, k->rd, k->log_dt, k->log_A_re, k->A_im, k->C, k->E, k->Nh, k->L);
-    s4d_conv_forward(o.y, p->u, p->K, p->D, p->B, p->T, p->E);
-    s4d_conv_backward(o.du, o.dK, o.dD, p->r, p->u, p->K, p->D, p->B, p->T, p->E);
+    s4d_conv_forward(o.y, NULL, p->u, NULL, 0, p->K, p->D, p->B, p->T, p->E);
+    s4d_conv_backward(o.du, NULL, o.dK, o.dD, NULL, p->r, NULL, 0, NULL, p->u, p->K, p->D, p->B, p->T, p->E);
     return o;
 }
 static void run_free(s4d_run *o) {
@@ -450,6 +502,7 @@ int main(int argc, char **argv) {
     TEST_RUN(test_kernel_matches_naive);
     TEST_RUN(test_conv_matches_naive);
     TEST_RUN(test_conv_backward_matches_naive);
+    TEST_RUN(test_conv_gate_matches_composition);
     TEST_RUN(test_kernel_equals_recurrence);
     TEST_RUN(test_kernel_gradients_fd);
     TEST_RUN(test_conv_gradients_fd);
