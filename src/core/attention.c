@@ -180,13 +180,14 @@ static void transpose_head(float *restrict x_T, const float *restrict x, size_t 
 }
 
 /* s[t2] = alpha * sum_i a[i] x_T[i][t2] for t2 < n: one query (or dout) row
- * against n keys (or values), summed over i in order. Blocks of ATT_BLOCK
- * keys keep their sums in four vector registers while i runs over the
- * head (the axpy-per-i form loaded and stored the row hs times, and for
- * T ~ 80 spent its time in loop overhead); x_T's rows are padded to whole
- * blocks (transpose_head), so a block may run past n. */
+ * against n keys (or values), summed over i in order, and s[t2] = pad for
+ * the rest of the last block (s has room for whole blocks). Blocks of
+ * ATT_BLOCK keys keep their sums in four vector registers while i runs
+ * over the head (the axpy-per-i form loaded and stored the row hs times,
+ * and for T ~ 80 spent its time in loop overhead); x_T's rows are padded to
+ * whole blocks (transpose_head), so a block may run past n. */
 static inline void row_scores(float *restrict s, const float *restrict a, const float *restrict x_T, int T, int n,
-                              int hs, float alpha) {
+                              int hs, float alpha, float pad) {
     const int Tp = padded_T(T);
     for (int t0 = 0; t0 < n; t0 += ATT_BLOCK) {
         /* acc: four vectors, written as 16-lane pieces so that GCC keeps
@@ -205,8 +206,9 @@ static inline void row_scores(float *restrict s, const float *restrict a, const 
         v16_store(acc + 16, acc1);
         v16_store(acc + 32, acc2);
         v16_store(acc + 48, acc3);
-        const int m = n - t0 < ATT_BLOCK ? n - t0 : ATT_BLOCK;
-        for (int j = 0; j < m; j++) s[t0 + j] = acc[j] * alpha;
+        const int m = n - t0; /* keys of this block that are in range (all if >= ATT_BLOCK) */
+#pragma omp simd
+        for (int j = 0; j < ATT_BLOCK; j++) s[t0 + j] = j < m ? acc[j] * alpha : pad;
     }
 }
 
@@ -228,32 +230,40 @@ static void attention_forward_impl(float *out, float *att, const float *qkv, int
         const float *base = qkv + (size_t)b * T * C3 + (size_t)h * hs; /* q of (b, t=0, h) */
         float *att_bh = att + (size_t)bh * T * T;
         float *k_T = scratch + (size_t)par_thread_id() * thread_floats(T, hs);
+        float *s = k_T + (size_t)hs * padded_T(T); /* one row's scores (Tp) */
         transpose_head(k_T, base + C, C3, T, hs);
 
         for (int t1 = 0; t1 < T; t1++) {
             const float *q = base + (size_t)t1 * C3;
             float *arow = att_bh + (size_t)t1 * T;
 
-            /* scaled scores over the visible keys t2 <= t1, and their
-             * maximum (started from -inf, not a magic constant) */
-            const int n = t1 + 1;
-            row_scores(arow, q, k_T, T, n, hs, scale);
+            /* scaled scores over the visible keys t2 <= t1 in the scratch
+             * row s, padded with -inf to a whole block (np keys), and their
+             * maximum (started from -inf, not a magic constant). The loops
+             * run over whole blocks: at T ~ 40 the scalar tails of loops
+             * over n keys were most of this row's work */
+            const int n = t1 + 1, np = (n + ATT_BLOCK - 1) / ATT_BLOCK * ATT_BLOCK;
+            row_scores(s, q, k_T, T, n, hs, scale, -INFINITY);
             float maxv = -INFINITY;
 #pragma omp simd reduction(max : maxv)
-            for (int t2 = 0; t2 < n; t2++) maxv = arow[t2] > maxv ? arow[t2] : maxv;
+            for (int t2 = 0; t2 < np; t2++) maxv = s[t2] > maxv ? s[t2] : maxv;
             /* softmax with the max subtracted: every exp is <= 1, and the
-             * key attaining the max contributes exactly 1, so sum >= 1 */
+             * key attaining the max contributes exactly 1, so sum >= 1; the
+             * padding's exp(-inf) is 0 */
             float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-            for (int t2 = 0; t2 < n; t2++) {
-                float e = fm_expf(arow[t2] - maxv);
-                arow[t2] = e;
+            for (int t2 = 0; t2 < np; t2++) {
+                float e = fm_expf(s[t2] - maxv);
+                s[t2] = e;
                 sum += e;
             }
             const float inv = 1.0f / sum;
+            /* the row, future keys masked to 0, in whole vectors where the
+             * rows after it in this (b, h) matrix have room: it runs on into
+             * the next row, which this thread writes next */
+            const int T16 = (T + 15) / 16 * 16, nw = T16 <= (T - t1) * T ? T16 : T;
 #pragma omp simd
-            for (int t2 = 0; t2 < n; t2++) arow[t2] *= inv;
-            for (int t2 = n; t2 < T; t2++) arow[t2] = 0.0f; /* future keys: masked */
+            for (int t2 = 0; t2 < nw; t2++) arow[t2] = t2 < n ? s[t2] * inv : 0.0f;
 
             /* out[b, t1, head h] = sum_{t2 <= t1} att[t1][t2] * v[t2], by groups
              * of four rows (done by the group's last row: the keys before
@@ -301,12 +311,16 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
 /* Pass 1 of row t1: ds (n = t1 + 1) = scale * P * (dP - sum_j P[j] dP[j]). */
 static inline void row_ds(float *restrict ds, const float *restrict go, const float *restrict v_T,
                           const float *restrict arow, int T, int n, int hs, float scale) {
-    row_scores(ds, go, v_T, T, n, hs, 1.0f);
+    row_scores(ds, go, v_T, T, n, hs, 1.0f, 0.0f);
+    /* over whole vectors where the row allows: att's masked entries and the
+     * padding of ds are 0, so the extra lanes add nothing to pdp (and their
+     * dS is never read) */
+    const int n16 = (n + 15) / 16 * 16, nv = n16 <= T ? n16 : n;
     float pdp = 0.0f;
 #pragma omp simd reduction(+ : pdp)
-    for (int t2 = 0; t2 < n; t2++) pdp += arow[t2] * ds[t2];
+    for (int t2 = 0; t2 < nv; t2++) pdp += arow[t2] * ds[t2];
 #pragma omp simd
-    for (int t2 = 0; t2 < n; t2++) ds[t2] = arow[t2] * (ds[t2] - pdp) * scale;
+    for (int t2 = 0; t2 < nv; t2++) ds[t2] = arow[t2] * (ds[t2] - pdp) * scale;
 }
 
 static void attention_backward_impl(float *dqkv, const float *dout, const float *qkv, const float *att, int B,
