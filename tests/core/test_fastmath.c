@@ -116,6 +116,36 @@ static void test_exp2_nonpos(void) {
           fm_exp2f_nonpos(nan_in));
 }
 
+/* fm_expf_nonpos (the sigmoid's exp): the same bits as fm_expf on
+ * [-87.33, 0] (every float of [-1, 0), and random draws below), 0 at and
+ * below -88, NaN -> NaN, and no larger than 2^-126 on [-88, -87.33) (where
+ * fm_expf flushes to 0). */
+static void test_exp_nonpos(void) {
+    int differ = 0;
+    float x = -1.0f;
+    while (x < 0.0f) { /* every float in [-1, 0): steps of one ulp */
+        float a = fm_expf_nonpos(x), b = fm_expf(x);
+        if (memcmp(&a, &b, sizeof a)) differ++;
+        x = nextafterf(x, 0.0f);
+    }
+    test_rng r = {test_seed() + 6};
+    for (int i = 0; i < 1000000; i++) {
+        float y = (float)(-87.33 * test_rng_uniform(&r));
+        if (fm_expf_nonpos(y) != fm_expf(y)) differ++;
+    }
+    printf("    fm_expf_nonpos vs fm_expf: %d of the floats in [-1, 0) and 1e6 draws in [-87.33, 0] differ\n", differ);
+    CHECK(differ == 0, "fm_expf_nonpos differs from fm_expf %d times on [-87.33, 0]", differ);
+    CHECK(fm_expf_nonpos(0.0f) == 1.0f && fm_expf_nonpos(-0.0f) == 1.0f, "e^0 = %g", fm_expf_nonpos(0.0f));
+    CHECK(fm_expf_nonpos(-88.0f) == 0.0f && fm_expf_nonpos(-1000.0f) == 0.0f && fm_expf_nonpos(-3e38f) == 0.0f &&
+              fm_expf_nonpos(-INFINITY) == 0.0f,
+          "at and below -88: %g", fm_expf_nonpos(-1000.0f));
+    float sub = fm_expf_nonpos(-87.5f);
+    CHECK(sub >= 0.0f && sub <= ldexpf(1.0f, -126), "[-88, -87.33): %g", sub);
+    volatile float nan_in = NAN;
+    CHECK(isnan(fm_expf_nonpos(nan_in)) && isnan(fm_expf_nonpos(-nan_in)), "NaN -> NaN, got %g",
+          fm_expf_nonpos(nan_in));
+}
+
 /* fm_exp2f_nonpos_v16 (the scan's register-blocked kernels): the scalar's
  * bits in every lane, over random draws in [-140, 0] (past the -127
  * clamp) and of magnitudes down to 1e-38, and the edges: 0, -0, -127, -1000,
@@ -181,6 +211,7 @@ int main(int argc, char **argv) {
     test_init(argc, argv);
     TEST_RUN(test_accuracy);
     TEST_RUN(test_exp2_nonpos);
+    TEST_RUN(test_exp_nonpos);
     TEST_RUN(test_exp2_v16);
     TEST_RUN(test_clamps);
     TEST_RUN(test_monotone);
