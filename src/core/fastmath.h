@@ -33,6 +33,20 @@
 #define FM_FMA(a, b, c) ((a) * (b) + (c))
 #endif
 
+/* e^(x - k ln 2) for k = round(x / ln 2): r = x - k ln 2, with ln 2 split
+ * in two so r is exact, and a degree-6 polynomial in r (Cephes' expf). */
+static inline __attribute__((always_inline)) float fm_expf_reduced(float x, float k) {
+    float r = FM_FMA(k, -0.693359375f, x);
+    r = FM_FMA(k, 2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = FM_FMA(p, r, 1.3981999507e-3f);
+    p = FM_FMA(p, r, 8.3334519073e-3f);
+    p = FM_FMA(p, r, 4.1665795894e-2f);
+    p = FM_FMA(p, r, 1.6666665459e-1f);
+    p = FM_FMA(p, r, 5.0000001201e-1f);
+    return FM_FMA(p, r * r, r) + 1.0f;
+}
+
 static inline __attribute__((always_inline)) float fm_expf(float xin) {
     /* clamped so that NaN becomes a finite x too: converting NaN to int
      * below would be undefined behaviour (UBSan stops there); NaN is
@@ -42,16 +56,7 @@ static inline __attribute__((always_inline)) float fm_expf(float xin) {
     /* k = round(x / ln 2) by the 1.5 * 2^23 trick (exact for |k| < 2^22) */
     float k = x * 1.44269504088896341f;
     k = (k + 12582912.0f) - 12582912.0f;
-    /* r = x - k ln 2, with ln 2 split in two so r is exact */
-    float r = FM_FMA(k, -0.693359375f, x);
-    r = FM_FMA(k, 2.12194440e-4f, r);
-    float p = 1.9875691500e-4f;
-    p = FM_FMA(p, r, 1.3981999507e-3f);
-    p = FM_FMA(p, r, 8.3334519073e-3f);
-    p = FM_FMA(p, r, 4.1665795894e-2f);
-    p = FM_FMA(p, r, 1.6666665459e-1f);
-    p = FM_FMA(p, r, 5.0000001201e-1f);
-    p = FM_FMA(p, r * r, r) + 1.0f;
+    float p = fm_expf_reduced(x, k);
     int32_t bits = ((int32_t)k + 127) << 23; /* 2^k, k in [-126, 127] */
     float scale;
     memcpy(&scale, &bits, sizeof scale);
@@ -184,16 +189,7 @@ static inline __attribute__((always_inline)) float fm_log1pf_unit(float u) {
 static inline __attribute__((always_inline)) float fm_expf_nonpos(float xin) {
     float x = -88.0f > xin ? -88.0f : xin;
     float t = x * 1.44269504088896341f + 12582912.0f; /* round(x / ln 2) in the low mantissa bits */
-    float k = t - 12582912.0f;
-    float r = FM_FMA(k, -0.693359375f, x);
-    r = FM_FMA(k, 2.12194440e-4f, r);
-    float p = 1.9875691500e-4f;
-    p = FM_FMA(p, r, 1.3981999507e-3f);
-    p = FM_FMA(p, r, 8.3334519073e-3f);
-    p = FM_FMA(p, r, 4.1665795894e-2f);
-    p = FM_FMA(p, r, 1.6666665459e-1f);
-    p = FM_FMA(p, r, 5.0000001201e-1f);
-    p = FM_FMA(p, r * r, r) + 1.0f;
+    float p = fm_expf_reduced(x, t - 12582912.0f);
     uint32_t tb;
     memcpy(&tb, &t, sizeof tb);
     uint32_t bits = (tb - 0x4B400000u + 127u) << 23; /* 2^k: (k + 127) << 23; k = -127 gives 0 */

@@ -88,23 +88,35 @@ static void test_exp2(void) {
     CHECK(bad == 0, "fm_exp2f: %d decreases on [-72, 0]", bad);
 }
 
+static float exp2f_nonpos_fn(float x) { return fm_exp2f_nonpos(x); }
+static float exp2f_fn(float x) { return fm_exp2f(x); }
+static float expf_nonpos_fn(float x) { return fm_expf_nonpos(x); }
+static float expf_fn(float x) { return fm_expf(x); }
+
+/* How often a _nonpos exp differs in its bits from the general one over
+ * every float of [-1, 0) and 1e6 random draws in [lo, 0]. */
+static int nonpos_differ(const char *name, float (*f)(float), float (*ref)(float), float lo, uint64_t seed) {
+    int differ = 0;
+    float x = -1.0f;
+    while (x < 0.0f) { /* every float in [-1, 0): steps of one ulp */
+        float a = f(x), b = ref(x);
+        if (memcmp(&a, &b, sizeof a)) differ++;
+        x = nextafterf(x, 0.0f);
+    }
+    test_rng r = {seed};
+    for (int i = 0; i < 1000000; i++) {
+        float y = (float)(lo * test_rng_uniform(&r));
+        if (f(y) != ref(y)) differ++;
+    }
+    printf("    %s: %d of the floats in [-1, 0) and 1e6 draws in [%g, 0] differ\n", name, differ, lo);
+    return differ;
+}
+
 /* fm_exp2f_nonpos: the same bits as fm_exp2f on [-126, 0] (every float of
  * [-1, 0), and random draws below), 0 below -127, NaN -> NaN, and no
  * larger than 2^-126 on [-127, -126) (where fm_exp2f flushes to 0). */
 static void test_exp2_nonpos(void) {
-    int differ = 0;
-    float x = -1.0f;
-    while (x < 0.0f) { /* every float in [-1, 0): steps of one ulp */
-        float a = fm_exp2f_nonpos(x), b = fm_exp2f(x);
-        if (memcmp(&a, &b, sizeof a)) differ++;
-        x = nextafterf(x, 0.0f);
-    }
-    test_rng r = {test_seed() + 5};
-    for (int i = 0; i < 1000000; i++) {
-        float y = (float)(-126.0 * test_rng_uniform(&r));
-        if (fm_exp2f_nonpos(y) != fm_exp2f(y)) differ++;
-    }
-    printf("    fm_exp2f_nonpos vs fm_exp2f: %d of the floats in [-1, 0) and 1e6 draws in [-126, 0] differ\n", differ);
+    int differ = nonpos_differ("fm_exp2f_nonpos vs fm_exp2f", exp2f_nonpos_fn, exp2f_fn, -126.0f, test_seed() + 5);
     CHECK(differ == 0, "fm_exp2f_nonpos differs from fm_exp2f %d times on [-126, 0]", differ);
     CHECK(fm_exp2f_nonpos(0.0f) == 1.0f && fm_exp2f_nonpos(-0.0f) == 1.0f, "2^0 = %g", fm_exp2f_nonpos(0.0f));
     CHECK(fm_exp2f_nonpos(-127.5f) == 0.0f && fm_exp2f_nonpos(-1000.0f) == 0.0f && fm_exp2f_nonpos(-3e38f) == 0.0f,
@@ -117,23 +129,10 @@ static void test_exp2_nonpos(void) {
 }
 
 /* fm_expf_nonpos (the sigmoid's exp): the same bits as fm_expf on
- * [-87.33, 0] (every float of [-1, 0), and random draws below), 0 at and
- * below -88, NaN -> NaN, and no larger than 2^-126 on [-88, -87.33) (where
- * fm_expf flushes to 0). */
+ * [-87.33, 0], 0 at and below -88, NaN -> NaN, and no larger than 2^-126
+ * on [-88, -87.33) (where fm_expf flushes to 0). */
 static void test_exp_nonpos(void) {
-    int differ = 0;
-    float x = -1.0f;
-    while (x < 0.0f) { /* every float in [-1, 0): steps of one ulp */
-        float a = fm_expf_nonpos(x), b = fm_expf(x);
-        if (memcmp(&a, &b, sizeof a)) differ++;
-        x = nextafterf(x, 0.0f);
-    }
-    test_rng r = {test_seed() + 6};
-    for (int i = 0; i < 1000000; i++) {
-        float y = (float)(-87.33 * test_rng_uniform(&r));
-        if (fm_expf_nonpos(y) != fm_expf(y)) differ++;
-    }
-    printf("    fm_expf_nonpos vs fm_expf: %d of the floats in [-1, 0) and 1e6 draws in [-87.33, 0] differ\n", differ);
+    int differ = nonpos_differ("fm_expf_nonpos vs fm_expf", expf_nonpos_fn, expf_fn, -87.33f, test_seed() + 6);
     CHECK(differ == 0, "fm_expf_nonpos differs from fm_expf %d times on [-87.33, 0]", differ);
     CHECK(fm_expf_nonpos(0.0f) == 1.0f && fm_expf_nonpos(-0.0f) == 1.0f, "e^0 = %g", fm_expf_nonpos(0.0f));
     CHECK(fm_expf_nonpos(-88.0f) == 0.0f && fm_expf_nonpos(-1000.0f) == 0.0f && fm_expf_nonpos(-3e38f) == 0.0f &&
