@@ -179,36 +179,54 @@ static void transpose_head(float *restrict x_T, const float *restrict x, size_t 
         for (int t = T; t < Tp; t++) x_T[(size_t)i * Tp + t] = 0.0f;
 }
 
+/* acc[16 v + j] = sum_i a[i] x_T[i][16 v + j] for v < nv (nv = 1..4, a
+ * constant where it is inlined): up to ATT_BLOCK keys in nv vector
+ * registers while i runs over the head, summed over i in order. */
+static inline __attribute__((always_inline)) void block_scores(float *restrict acc, const float *restrict a,
+                                                               const float *restrict x_T, size_t Tp, int hs,
+                                                               const int nv) {
+    /* four 16-lane accumulators, not a float[64], so that GCC keeps them in
+     * registers */
+    v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+    for (int i = 0; i < hs; i++) {
+        const v16 ai = (v16){0} + a[i];
+        const float *xi = x_T + (size_t)i * Tp;
+        s0 += ai * v16_load(xi);
+        if (nv > 1) s1 += ai * v16_load(xi + 16);
+        if (nv > 2) s2 += ai * v16_load(xi + 32);
+        if (nv > 3) s3 += ai * v16_load(xi + 48);
+    }
+    v16_store(acc, s0);
+    if (nv > 1) v16_store(acc + 16, s1);
+    if (nv > 2) v16_store(acc + 32, s2);
+    if (nv > 3) v16_store(acc + 48, s3);
+}
+
 /* s[t2] = alpha * sum_i a[i] x_T[i][t2] for t2 < n: one query (or dout) row
  * against n keys (or values), summed over i in order, and s[t2] = pad for
- * the rest of the last block (s has room for whole blocks). Blocks of
- * ATT_BLOCK keys keep their sums in four vector registers while i runs
- * over the head (the axpy-per-i form loaded and stored the row hs times,
- * and for T ~ 80 spent its time in loop overhead); x_T's rows are padded to
- * whole blocks (transpose_head), so a block may run past n. */
+ * the rest of the last 16-key vector (s has room for round16(n) floats).
+ * Blocks of up to ATT_BLOCK keys keep their sums in vector registers while
+ * i runs over the head (the axpy-per-i form loaded and stored the row hs
+ * times, and for T ~ 80 spent its time in loop overhead); the last block
+ * computes only the vectors that hold keys < n (at T ~ 40 a whole block
+ * was three times the keys a row has on average). x_T's rows are padded to
+ * whole blocks (transpose_head), so a vector may run past n. */
 static inline void row_scores(float *restrict s, const float *restrict a, const float *restrict x_T, int T, int n,
                               int hs, float alpha, float pad) {
-    const int Tp = padded_T(T);
+    const size_t Tp = (size_t)padded_T(T);
     for (int t0 = 0; t0 < n; t0 += ATT_BLOCK) {
-        /* acc: four vectors, written as 16-lane pieces so that GCC keeps
-         * them in registers (a float[64] stayed in memory) */
-        v16 acc0 = {0}, acc1 = {0}, acc2 = {0}, acc3 = {0};
-        for (int i = 0; i < hs; i++) {
-            const v16 ai = (v16){0} + a[i];
-            const float *xi = x_T + (size_t)i * Tp + t0;
-            acc0 += ai * v16_load(xi);
-            acc1 += ai * v16_load(xi + 16);
-            acc2 += ai * v16_load(xi + 32);
-            acc3 += ai * v16_load(xi + 48);
-        }
+        const int m = n - t0;                       /* keys of this block in range (all if >= ATT_BLOCK) */
+        const int nv = m >= ATT_BLOCK ? 4 : (m + 15) / 16; /* vectors to compute */
         float acc[ATT_BLOCK];
-        v16_store(acc, acc0);
-        v16_store(acc + 16, acc1);
-        v16_store(acc + 32, acc2);
-        v16_store(acc + 48, acc3);
-        const int m = n - t0; /* keys of this block that are in range (all if >= ATT_BLOCK) */
+        switch (nv) { /* one inlined copy per count, its accumulators in registers */
+        case 1: block_scores(acc, a, x_T + t0, Tp, hs, 1); break;
+        case 2: block_scores(acc, a, x_T + t0, Tp, hs, 2); break;
+        case 3: block_scores(acc, a, x_T + t0, Tp, hs, 3); break;
+        default: block_scores(acc, a, x_T + t0, Tp, hs, 4); break;
+        }
+        for (int v = 0; v < nv; v++)
 #pragma omp simd
-        for (int j = 0; j < ATT_BLOCK; j++) s[t0 + j] = j < m ? acc[j] * alpha : pad;
+            for (int j = 0; j < 16; j++) s[t0 + 16 * v + j] = 16 * v + j < m ? acc[16 * v + j] * alpha : pad;
     }
 }
 
@@ -238,11 +256,11 @@ static void attention_forward_impl(float *out, float *att, const float *qkv, int
             float *arow = att_bh + (size_t)t1 * T;
 
             /* scaled scores over the visible keys t2 <= t1 in the scratch
-             * row s, padded with -inf to a whole block (np keys), and their
+             * row s, padded with -inf to whole vectors (np keys), and their
              * maximum (started from -inf, not a magic constant). The loops
-             * run over whole blocks: at T ~ 40 the scalar tails of loops
+             * run over whole vectors: at T ~ 40 the scalar tails of loops
              * over n keys were most of this row's work */
-            const int n = t1 + 1, np = (n + ATT_BLOCK - 1) / ATT_BLOCK * ATT_BLOCK;
+            const int n = t1 + 1, np = (n + 15) / 16 * 16;
             row_scores(s, q, k_T, T, n, hs, scale, -INFINITY);
             float maxv = -INFINITY;
 #pragma omp simd reduction(max : maxv)
