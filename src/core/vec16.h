@@ -22,4 +22,56 @@ static inline v16 v16_load(const float *p) {
 
 static inline void v16_store(float *p, v16 v) { memcpy(p, &v, sizeof v); }
 
+/* Lane masks and index vectors for the shuffles below. */
+typedef int v16i __attribute__((vector_size(64)));
+
+/* The larger of a and b lane by lane (b where a is NaN: a > b is false). */
+static inline v16 v16_max(v16 a, v16 b) {
+    const v16i m = a > b;
+    return (v16)(((v16i)a & m) | ((v16i)b & ~m));
+}
+
+/* The sum and the maximum of the 16 lanes, as a tree of four shuffles:
+ * GCC ends an `omp simd` reduction with the lanes added one after the
+ * other from the stack, 16 dependent adds (most of a short attention
+ * row's softmax). The tree adds in its own fixed order. */
+static inline float v16_hsum(v16 v) {
+    v = v + __builtin_shuffle(v, (v16i){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
+    v = v + __builtin_shuffle(v, (v16i){4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11});
+    v = v + __builtin_shuffle(v, (v16i){2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
+    v = v + __builtin_shuffle(v, (v16i){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
+    return v[0];
+}
+
+/* r[0..15] transposed in place: r[i][j] <-> r[j][i]. Four butterfly
+ * stages; stage d (8, 4, 2, 1) swaps the d x d blocks off the diagonal of
+ * every 2d x 2d block, with two-input shuffles (one vpermt2ps each). */
+static inline void v16_transpose(v16 r[16]) {
+    static const v16i lo[4] = {
+        {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+        {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
+        {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
+        {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}};
+    static const v16i hi[4] = {
+        {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31},
+        {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
+        {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31},
+        {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}};
+    for (int s = 0, d = 8; s < 4; s++, d /= 2)
+        for (int i = 0; i < 16; i++)
+            if (!(i & d)) {
+                const v16 a = r[i], b = r[i + d];
+                r[i] = __builtin_shuffle(a, b, lo[s]);
+                r[i + d] = __builtin_shuffle(a, b, hi[s]);
+            }
+}
+
+static inline float v16_hmax(v16 v) {
+    v = v16_max(v, __builtin_shuffle(v, (v16i){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}));
+    v = v16_max(v, __builtin_shuffle(v, (v16i){4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11}));
+    v = v16_max(v, __builtin_shuffle(v, (v16i){2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13}));
+    v = v16_max(v, __builtin_shuffle(v, (v16i){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}));
+    return v[0];
+}
+
 #endif

@@ -129,6 +129,8 @@ static void test_matches_naive(void) {
         {3, 20, 20, 5}, /* C not a multiple of 8 */
         {1, 13, 10, 2}, /* hs = 5 */
         {2, 9, 64, 1},  /* hs = 64 */
+        {2, 41, 64, 4}, /* hs = 16, T = 41: the small Transformer's head, rows across 16-key vectors */
+        {1, 83, 64, 2}, /* hs = 32, T = 83: two 16-wide column blocks, rows past a 64-key block */
         {1, 600, 8, 2}, /* T beyond the dP cache */
     };
     test_rng rng = {test_seed() ^ 0xA77};
