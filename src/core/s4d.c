@@ -28,6 +28,7 @@
 #include "core/prof.h"
 #include "core/parallel.h"
 #include "core/vec16.h"
+#include "core/fastmath.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -221,13 +222,13 @@ static inline void lag_dot(float *restrict out, const float *restrict d, const f
         for (int l = 0; l < nl; l++) {
             const float *xl = x + l * xstep, *kl = Kt + l * kstep;
 #pragma GCC unroll 16
-            for (int j = 0; j < CBLK; j++) acc[j] += kl[j] * xl[j];
+            for (int j = 0; j < CBLK; j++) acc[j] = FM_FMA(kl[j], xl[j], acc[j]);
         }
     } else {
         for (int l = 0; l < nl; l++) {
             const float *xl = x + l * xstep, *kl = Kt + l * kstep;
 #pragma omp simd
-            for (int j = 0; j < cb; j++) acc[j] += kl[j] * xl[j];
+            for (int j = 0; j < cb; j++) acc[j] = FM_FMA(kl[j], xl[j], acc[j]);
         }
     }
     for (int j = 0; j < cb; j++) out[j] = acc[j];
@@ -249,18 +250,18 @@ static inline void lag_dot4(float *out, ptrdiff_t ostep, const float *restrict K
     for (; l < lo; l++) {
         const v16 k = v16_load(Kt + l * kstep);
         const ptrdiff_t o = l * xstep;
-        a0 += k * v16_load(x0 + o);
-        a1 += k * v16_load(x1 + o);
-        a2 += k * v16_load(x2 + o);
-        a3 += k * v16_load(x3 + o);
+        a0 = v16_fma(k, v16_load(x0 + o), a0);
+        a1 = v16_fma(k, v16_load(x1 + o), a1);
+        a2 = v16_fma(k, v16_load(x2 + o), a2);
+        a3 = v16_fma(k, v16_load(x3 + o), a3);
     }
     for (; l < hi; l++) { /* the rows with more lags go on alone */
         const v16 k = v16_load(Kt + l * kstep);
         const ptrdiff_t o = l * xstep;
-        if (l < nl[0]) a0 += k * v16_load(x0 + o);
-        if (l < nl[1]) a1 += k * v16_load(x1 + o);
-        if (l < nl[2]) a2 += k * v16_load(x2 + o);
-        if (l < nl[3]) a3 += k * v16_load(x3 + o);
+        if (l < nl[0]) a0 = v16_fma(k, v16_load(x0 + o), a0);
+        if (l < nl[1]) a1 = v16_fma(k, v16_load(x1 + o), a1);
+        if (l < nl[2]) a2 = v16_fma(k, v16_load(x2 + o), a2);
+        if (l < nl[3]) a3 = v16_fma(k, v16_load(x3 + o), a3);
     }
     v16_store(out, a0);
     v16_store(out + ostep, a1);
@@ -289,16 +290,16 @@ static void lag_corr4(double *dK, ptrdiff_t E, const float *dy, ptrdiff_t ys, co
         int t = l;
         for (; t < T && t < l + 3; t++) { /* lags l + k start at t = l + k */
             const v16 g = v16_load(dy + t * ys);
-            for (int k = 0; k <= t - l; k++) f[k] += g * v16_load(u + (t - l - k) * us);
+            for (int k = 0; k <= t - l; k++) f[k] = v16_fma(g, v16_load(u + (t - l - k) * us), f[k]);
         }
         v16 f0 = f[0], f1 = f[1], f2 = f[2], f3 = f[3];
         for (; t < T; t++) {
             const v16 g = v16_load(dy + t * ys);
             const float *ut = u + (t - l) * us;
-            f0 += g * v16_load(ut);
-            f1 += g * v16_load(ut - us);
-            f2 += g * v16_load(ut - 2 * us);
-            f3 += g * v16_load(ut - 3 * us);
+            f0 = v16_fma(g, v16_load(ut), f0);
+            f1 = v16_fma(g, v16_load(ut - us), f1);
+            f2 = v16_fma(g, v16_load(ut - 2 * us), f2);
+            f3 = v16_fma(g, v16_load(ut - 3 * us), f3);
         }
         dk_add(dK + l * E, f0);
         dk_add(dK + (l + 1) * E, f1);
@@ -307,7 +308,7 @@ static void lag_corr4(double *dK, ptrdiff_t E, const float *dy, ptrdiff_t ys, co
     }
     for (; l < T; l++) {
         v16 f0 = {0};
-        for (int t = l; t < T; t++) f0 += v16_load(dy + t * ys) * v16_load(u + (t - l) * us);
+        for (int t = l; t < T; t++) f0 = v16_fma(v16_load(dy + t * ys), v16_load(u + (t - l) * us), f0);
         dk_add(dK + l * E, f0);
     }
 }
@@ -317,7 +318,7 @@ static void lag_corr_part(double *dK, const float *dy, const float *u, ptrdiff_t
     for (int l = 0; l < T; l++)
         for (int j = 0; j < cb; j++) {
             float f = 0.0f;
-            for (int t = l; t < T; t++) f += dy[t * E + j] * u[(t - l) * E + j];
+            for (int t = l; t < T; t++) f = FM_FMA(dy[t * E + j], u[(t - l) * E + j], f);
             dK[l * E + j] += f;
         }
 }

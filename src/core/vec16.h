@@ -5,12 +5,18 @@
  *
  * Arithmetic on v16 is element-wise and, under -std=c11, never contracted
  * into FMAs, so a v16 loop gives the bits of the scalar loop it replaces.
- * Loads and stores go through memcpy: no alignment is assumed.
+ * v16_fma is the one fused operation: it rounds once where the target has
+ * FMA (__FP_FAST_FMAF), as fastmath.h's FM_FMA does, so a scalar loop with
+ * FM_FMA gives its bits. Loads and stores go through memcpy: no alignment
+ * is assumed.
  */
 #ifndef ICL_VEC16_H
 #define ICL_VEC16_H
 
 #include <string.h>
+#if defined(__FP_FAST_FMAF) && defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 typedef float v16 __attribute__((vector_size(64)));
 
@@ -21,6 +27,29 @@ static inline v16 v16_load(const float *p) {
 }
 
 static inline void v16_store(float *p, v16 v) { memcpy(p, &v, sizeof v); }
+
+/* a b + c, fused where the target has FMA (one AVX-512 or two AVX
+ * instructions), else a multiply and an add. */
+static inline v16 v16_fma(v16 a, v16 b, v16 c) {
+#if defined(__FP_FAST_FMAF) && defined(__AVX512F__)
+    return (v16)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(__FP_FAST_FMAF) && defined(__AVX__)
+    typedef float v8 __attribute__((vector_size(32)));
+    const v8 lo = (v8)_mm256_fmadd_ps((__m256)__builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7),
+                                      (__m256)__builtin_shufflevector(b, b, 0, 1, 2, 3, 4, 5, 6, 7),
+                                      (__m256)__builtin_shufflevector(c, c, 0, 1, 2, 3, 4, 5, 6, 7));
+    const v8 hi = (v8)_mm256_fmadd_ps((__m256)__builtin_shufflevector(a, a, 8, 9, 10, 11, 12, 13, 14, 15),
+                                      (__m256)__builtin_shufflevector(b, b, 8, 9, 10, 11, 12, 13, 14, 15),
+                                      (__m256)__builtin_shufflevector(c, c, 8, 9, 10, 11, 12, 13, 14, 15));
+    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#elif defined(__FP_FAST_FMAF)
+    v16 r;
+    for (int j = 0; j < 16; j++) r[j] = __builtin_fmaf(a[j], b[j], c[j]);
+    return r;
+#else
+    return a * b + c;
+#endif
+}
 
 /* Lane masks and index vectors for the shuffles below. */
 typedef int v16i __attribute__((vector_size(64)));
