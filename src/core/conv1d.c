@@ -195,110 +195,109 @@ static void wsums4_seq(float part[CONV_KGROUP][CONV_CBLOCK], float partb[CONV_CB
     v16_store(partb + c, pb);
 }
 
+/* One sequence's dx rows for a block of nc channels at c0 (tap group kg of
+ * nk taps, wt its taps): dx[b,s,c] = sum_k w[c,k] dout[b, s+K-1-k, c] over
+ * s+K-1-k < T, the taps added to 0 in k order (K = 4: one register row per
+ * s, taps4_row). */
+static void dx_rows(float *dx, int lddx, const float *dout, const float wt[CONV_KGROUP][CONV_CBLOCK], int b, int T,
+                    int C, int c0, int nc, int kg, int nk, int K) {
+    for (int s = 0; s < T; s++) {
+        float *restrict d = dx + ((size_t)b * T + s) * lddx + c0;
+        if (K == CONV_KGROUP) { /* tap j reads dout at s + 3 - j, from j0 = s + 4 - T on near T */
+            const int j0 = s + 3 < T ? 0 : s + 4 - T;
+            taps4_row(d, conv_zeros, dout + ((size_t)b * T + s + 3 - j0) * C + c0, -(ptrdiff_t)C, wt[0], nc, j0);
+            continue;
+        }
+        if (kg == 0)
+#pragma omp simd
+            for (int c = 0; c < nc; c++) d[c] = 0.0f;
+        for (int j = 0; j < nk; j++) {
+            const int t = s + K - 1 - (kg + j); /* the output that read x[s] through this tap */
+            if (t >= T) continue;
+            const float *restrict g = dout + ((size_t)b * T + t) * C + c0;
+            const float *restrict wj = wt[j];
+#pragma omp simd
+            for (int c = 0; c < nc; c++) d[c] += wj[c] * g[c];
+        }
+    }
+}
+
+/* One sequence's weight sums for a block of nc channels at c0 (tap group kg
+ * of nk taps), into part[j][c] = sum_t dout[b,t,c] x[b, t - lag_j, c] and
+ * partb[c] = sum_t dout[b,t,c], each over t in increasing order in float:
+ * 16 channels at a time in registers (wsums4_seq), the block's last ones
+ * row by row. */
+static void wsums_seq(float part[CONV_KGROUP][CONV_CBLOCK], float partb[CONV_CBLOCK], const float *dout,
+                      const float *x, int ldx, int b, int T, int C, int c0, int nc, int kg, int nk, int K,
+                      int with_bias) {
+    int c = 0;
+    if (nk == CONV_KGROUP) /* 16 channels at a time, the five sums in registers */
+        for (; c + 16 <= nc; c += 16) wsums4_seq(part, partb, c, dout, x, ldx, b, T, C, c0 + c, kg, K);
+    for (int j = 0; j < nk; j++)
+        for (int cc = c; cc < nc; cc++) part[j][cc] = 0.0f;
+    for (int cc = c; cc < nc; cc++) partb[cc] = 0.0f;
+    for (int t = 0; t < T && c < nc; t++) {
+        const float *restrict g = dout + ((size_t)b * T + t) * C + c0;
+        for (int j = 0; j < nk; j++) {
+            const int lag = K - 1 - (kg + j); /* tap kg+j reads x at t - lag */
+            if (t < lag) continue;
+            const float *restrict xr = x + ((size_t)b * T + (t - lag)) * ldx + c0;
+            float *restrict pj = part[j];
+#pragma omp simd
+            for (int cc = c; cc < nc; cc++) pj[cc] += g[cc] * xr[cc];
+        }
+        if (with_bias) {
+#pragma omp simd
+            for (int cc = c; cc < nc; cc++) partb[cc] += g[cc];
+        }
+    }
+}
+
 /* dact NULL: dout is the gradient of out. Otherwise dout is NULL and gsilu is
- * scratch that each (sequence, channel block) item first fills with
- * dact * SiLU'(pre) (dsilu, kept by the forward) for all its rows (the taps
- * of dx read later rows); the weight sums (the second region) read it from
- * there too. */
+ * scratch that each (sequence, channel block) first fills with dact *
+ * SiLU'(pre) (dsilu, kept by the forward) for all its rows (the taps of dx
+ * read later rows); the weight sums read it from there too.
+ *
+ * One pass: blocks of channels go to threads, and each walks the sequences,
+ * doing a sequence's gsilu, dx and weight sums while its rows are in cache.
+ * (A pass for dx and then one for the weights read every dout and x row
+ * back from memory.) Every channel is one thread's, so dx is written once,
+ * and its weight sums run over t in float within a sequence, like a GEMM
+ * over T terms, then in b order in double (B*T can be many thousands of
+ * terms), added to dw once at the end: the same bits for any thread count. */
 static void conv1d_backward_impl(float *dx, int lddx, float *dw, float *dbias, const float *dout, float *gsilu,
                                  const float *dact, const float *dsilu, const float *x, int ldx, const float *w, int B,
                                  int T, int C, int K) {
     if (dact) dout = gsilu;
     if (B <= 0 || T <= 0 || C <= 0 || K <= 0) return;
-    const int threads = omp_get_max_threads();
-
-    /* dx[b,s,c] = sum_k w[c,k] * dout[b, s+K-1-k, c] over s+K-1-k < T, the
-     * taps added to 0 in k order. Each (b, channel block) is written by one
-     * thread only. */
-    {
-        const int cw = block_width(C, (threads + B - 1) / B);
-        const int nblocks = (C + cw - 1) / cw;
-        const int items = B * nblocks;
-#pragma omp parallel for schedule(static) if ((size_t)B * T * C * K >= PAR_MIN_WORK)
-        for (int it = 0; it < items; it++) {
-            const int b = it / nblocks, c0 = (it % nblocks) * cw;
-            const int nc = C - c0 < cw ? C - c0 : cw;
-            float wt[CONV_KGROUP][CONV_CBLOCK];
-            if (dact) /* act.c's silu_backward into zeros, element for element */
-                for (int t = 0; t < T; t++) {
-                    size_t o = ((size_t)b * T + t) * C + c0;
-                    const float *restrict da = dact + o, *restrict ds = dsilu + o;
-                    float *restrict go = gsilu + o;
-#pragma omp simd
-                    for (int c = 0; c < nc; c++) go[c] = 0.0f + da[c] * ds[c];
-                }
-
-            for (int kg = 0; kg < K; kg += CONV_KGROUP) {
-                const int nk = K - kg < CONV_KGROUP ? K - kg : CONV_KGROUP;
-                load_taps(wt, w, K, c0, nc, kg, nk);
-                for (int s = 0; s < T; s++) {
-                    float *restrict d = dx + ((size_t)b * T + s) * lddx + c0;
-                    if (K == CONV_KGROUP) { /* tap j reads dout at s + 3 - j, from j0 = s + 4 - T on near T */
-                        const int j0 = s + 3 < T ? 0 : s + 4 - T;
-                        taps4_row(d, conv_zeros, dout + ((size_t)b * T + s + 3 - j0) * C + c0, -(ptrdiff_t)C, wt[0],
-                                  nc, j0);
-                        continue;
-                    }
-                    if (kg == 0)
-#pragma omp simd
-                        for (int c = 0; c < nc; c++) d[c] = 0.0f;
-                    for (int j = 0; j < nk; j++) {
-                        const int t = s + K - 1 - (kg + j); /* the output that read x[s] through this tap */
-                        if (t >= T) continue;
-                        const float *restrict g = dout + ((size_t)b * T + t) * C + c0;
-                        const float *restrict wj = wt[j];
-#pragma omp simd
-                        for (int c = 0; c < nc; c++) d[c] += wj[c] * g[c];
-                    }
-                }
-            }
-        }
-    }
-
-    /* dw[c,k] += sum_{b,t} dout[b,t,c] * x[b, t-K+1+k, c];  dbias[c] += sum_{b,t} dout[b,t,c].
-     * Blocks of channels go to threads, and each block reads every dout row
-     * once per tap group. Within one sequence the sum runs over t in float,
-     * like a GEMM over T terms. The per-sequence sums are then added in b
-     * order in double, because B*T can be many thousands of terms. They are
-     * added to dw once at the end. */
-    const int cw = block_width(C, threads);
+    const int cw = block_width(C, omp_get_max_threads());
     const int nblocks = (C + cw - 1) / cw;
 #pragma omp parallel for schedule(static) if ((size_t)B * T * C * K >= PAR_MIN_WORK)
     for (int cb = 0; cb < nblocks; cb++) {
         const int c0 = cb * cw;
         const int nc = C - c0 < cw ? C - c0 : cw;
-        float part[CONV_KGROUP][CONV_CBLOCK], partb[CONV_CBLOCK];
+        float wt[CONV_KGROUP][CONV_CBLOCK], part[CONV_KGROUP][CONV_CBLOCK], partb[CONV_CBLOCK];
         double acc[CONV_KGROUP][CONV_CBLOCK], accb[CONV_CBLOCK];
 
         for (int kg = 0; kg < K; kg += CONV_KGROUP) {
             const int nk = K - kg < CONV_KGROUP ? K - kg : CONV_KGROUP;
             const int with_bias = dbias != NULL && kg == 0;
+            load_taps(wt, w, K, c0, nc, kg, nk);
             for (int j = 0; j < nk; j++)
                 for (int c = 0; c < nc; c++) acc[j][c] = 0.0;
             for (int c = 0; c < nc; c++) accb[c] = 0.0;
 
             for (int b = 0; b < B; b++) {
-                int c = 0;
-                if (nk == CONV_KGROUP) /* 16 channels at a time, the five sums in registers */
-                    for (; c + 16 <= nc; c += 16) wsums4_seq(part, partb, c, dout, x, ldx, b, T, C, c0 + c, kg, K);
-                for (int j = 0; j < nk; j++)
-                    for (int cc = c; cc < nc; cc++) part[j][cc] = 0.0f;
-                for (int cc = c; cc < nc; cc++) partb[cc] = 0.0f;
-                for (int t = 0; t < T && c < nc; t++) {
-                    const float *restrict g = dout + ((size_t)b * T + t) * C + c0;
-                    for (int j = 0; j < nk; j++) {
-                        const int lag = K - 1 - (kg + j); /* tap kg+j reads x at t - lag */
-                        if (t < lag) continue;
-                        const float *restrict xr = x + ((size_t)b * T + (t - lag)) * ldx + c0;
-                        float *restrict pj = part[j];
+                if (dact && kg == 0) /* act.c's silu_backward into zeros, element for element */
+                    for (int t = 0; t < T; t++) {
+                        size_t o = ((size_t)b * T + t) * C + c0;
+                        const float *restrict da = dact + o, *restrict ds = dsilu + o;
+                        float *restrict go = gsilu + o;
 #pragma omp simd
-                        for (int cc = c; cc < nc; cc++) pj[cc] += g[cc] * xr[cc];
+                        for (int c = 0; c < nc; c++) go[c] = 0.0f + da[c] * ds[c];
                     }
-                    if (with_bias) {
-#pragma omp simd
-                        for (int cc = c; cc < nc; cc++) partb[cc] += g[cc];
-                    }
-                }
+                dx_rows(dx, lddx, dout, (const float (*)[CONV_CBLOCK])wt, b, T, C, c0, nc, kg, nk, K);
+                wsums_seq(part, partb, dout, x, ldx, b, T, C, c0, nc, kg, nk, K, with_bias);
                 for (int j = 0; j < nk; j++)
                     for (int cc = 0; cc < nc; cc++) acc[j][cc] += (double)part[j][cc];
                 for (int cc = 0; cc < nc; cc++) accb[cc] += (double)partb[cc];
