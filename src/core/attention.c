@@ -225,7 +225,7 @@ static inline void row_scores(float *restrict s, const float *restrict a, const 
                               int hs, float alpha, float pad) {
     const size_t Tp = (size_t)padded_T(T);
     for (int t0 = 0; t0 < n; t0 += ATT_BLOCK) {
-        const int m = n - t0;                       /* keys of this block in range (all if >= ATT_BLOCK) */
+        const int m = n - t0; /* keys of this block in range (all of it if m >= ATT_BLOCK) */
         const int nv = m >= ATT_BLOCK ? 4 : (m + 15) / 16; /* vectors to compute */
         float acc[ATT_BLOCK];
         switch (nv) { /* one inlined copy per count, its accumulators in registers */
