@@ -73,32 +73,66 @@ static s4d_mode mode_setup(double dt, float log_A_re, float A_im, float Cr, floa
 /* kernel                                                                    */
 /* ------------------------------------------------------------------------ */
 
+/* The kernel runs KLANES channels at a time, one per lane of a v8d: the
+ * power chains of one channel's modes are a chain of dependent complex
+ * multiplies (latency-bound, one step at a time), eight channels are eight
+ * chains side by side. Each lane does the scalar code's operations in its
+ * order (no contraction under -std=c11), so the bits are the one-channel
+ * loop's; the transcendental set-up of a mode stays scalar, per lane. */
+typedef double v8d __attribute__((vector_size(64)));
+enum { KLANES = 8 };
+
+/* Mode n of the group's channels c0 + j (j < nc; lanes past them repeat
+ * channel c0, computed and never stored). */
+static void modes_setup(s4d_mode m[KLANES], const double dt[KLANES], const float *log_A_re, const float *A_im,
+                        const float *C, int Nh, int c0, int nc, int n) {
+    for (int j = 0; j < KLANES; j++) {
+        size_t i = (size_t)(c0 + (j < nc ? j : 0)) * Nh + n;
+        m[j] = mode_setup(dt[j], log_A_re[i], A_im[i], C[2 * i], C[2 * i + 1]);
+    }
+}
+
+/* The lanes' p = w^l at l, from the closed form. */
+static void powers_seed(v8d *pr, v8d *pi, const s4d_mode m[KLANES], int l) {
+    for (int j = 0; j < KLANES; j++) {
+        double r, im;
+        cexp_scaled(m[j].zr, m[j].zi, (double)l, &r, &im);
+        (*pr)[j] = r;
+        (*pi)[j] = im;
+    }
+}
+
 /* K[l,c] = 2 Re sum_n Ct_n w_n^l, accumulated over modes in double per tile
  * of LCHUNK lags (a channel's lags land E floats apart: the convolution
  * reads a lag's channels together). */
 static void s4d_kernel_forward_impl(float *K, const float *log_dt, const float *log_A_re, const float *A_im, const float *C,
                         int E, int Nh, int L) {
     if (E <= 0 || L <= 0) return;
+    const int ng = (E + KLANES - 1) / KLANES;
 #pragma omp parallel for schedule(static) if ((size_t)E * Nh * L >= PAR_MIN_WORK)
-    for (int c = 0; c < E; c++) {
-        double dt = exp((double)log_dt[c]);
-        double acc[LCHUNK];
+    for (int gi = 0; gi < ng; gi++) {
+        const int c0 = gi * KLANES, nc = E - c0 < KLANES ? E - c0 : KLANES;
+        double dt[KLANES];
+        for (int j = 0; j < KLANES; j++) dt[j] = exp((double)log_dt[c0 + (j < nc ? j : 0)]);
+        v8d acc[LCHUNK];
         for (int l0 = 0; l0 < L; l0 += LCHUNK) {
             int nl = L - l0 < LCHUNK ? L - l0 : LCHUNK;
-            memset(acc, 0, sizeof acc);
+            for (int l = 0; l < nl; l++) acc[l] = (v8d){0};
             for (int n = 0; n < Nh; n++) {
-                size_t i = (size_t)c * Nh + n;
-                s4d_mode m = mode_setup(dt, log_A_re[i], A_im[i], C[2 * i], C[2 * i + 1]);
-                double pr, pi; /* p = w^l, starting at l = l0 */
-                cexp_scaled(m.zr, m.zi, (double)l0, &pr, &pi);
+                s4d_mode m[KLANES];
+                modes_setup(m, dt, log_A_re, A_im, C, Nh, c0, nc, n);
+                v8d Ctr, Cti, wr, wi, pr, pi; /* p = w^l, starting at l = l0 */
+                for (int j = 0; j < KLANES; j++) Ctr[j] = m[j].Ctr, Cti[j] = m[j].Cti, wr[j] = m[j].wr, wi[j] = m[j].wi;
+                powers_seed(&pr, &pi, m, l0);
                 for (int l = 0; l < nl; l++) {
-                    acc[l] += m.Ctr * pr - m.Cti * pi;
-                    double tr = pr * m.wr - pi * m.wi;
-                    pi = pr * m.wi + pi * m.wr;
+                    acc[l] += Ctr * pr - Cti * pi;
+                    const v8d tr = pr * wr - pi * wi;
+                    pi = pr * wi + pi * wr;
                     pr = tr;
                 }
             }
-            for (int l = 0; l < nl; l++) K[(size_t)(l0 + l) * E + c] = (float)(2.0 * acc[l]);
+            for (int l = 0; l < nl; l++)
+                for (int j = 0; j < nc; j++) K[(size_t)(l0 + l) * E + c0 + j] = (float)(2.0 * acc[l][j]);
         }
     }
 }
@@ -126,46 +160,54 @@ static void s4d_kernel_backward_impl(float *dlog_dt, float *dlog_A_re, float *dA
                          const float *log_dt, const float *log_A_re, const float *A_im, const float *C, int E,
                          int Nh, int L) {
     if (E <= 0 || L <= 0) return;
+    const int ng = (E + KLANES - 1) / KLANES;
 #pragma omp parallel for schedule(static) if ((size_t)E * Nh * L >= PAR_MIN_WORK)
-    for (int c = 0; c < E; c++) {
-        double dt = exp((double)log_dt[c]);
-        double ddt = 0.0;
+    for (int gi = 0; gi < ng; gi++) {
+        const int c0 = gi * KLANES, nc = E - c0 < KLANES ? E - c0 : KLANES;
+        double dt[KLANES], ddt[KLANES] = {0};
+        for (int j = 0; j < KLANES; j++) dt[j] = exp((double)log_dt[c0 + (j < nc ? j : 0)]);
         for (int n = 0; n < Nh; n++) {
-            size_t i = (size_t)c * Nh + n;
-            double Cr = C[2 * i], Ci = C[2 * i + 1];
-            s4d_mode m = mode_setup(dt, log_A_re[i], A_im[i], C[2 * i], C[2 * i + 1]);
-            double Gr = 0, Gi = 0, Hr = 0, Hi = 0, pr = 0, pi = 0;
+            s4d_mode ms[KLANES];
+            modes_setup(ms, dt, log_A_re, A_im, C, Nh, c0, nc, n);
+            v8d wr, wi, pr = {0}, pi = {0}, Gr = {0}, Gi = {0}, Hr = {0}, Hi = {0};
+            for (int j = 0; j < KLANES; j++) wr[j] = ms[j].wr, wi[j] = ms[j].wi;
             for (int l = 0; l < L; l++) {
-                if (l % LCHUNK == 0) cexp_scaled(m.zr, m.zi, (double)l, &pr, &pi);
-                double g = dK[(size_t)l * E + c];
+                if (l % LCHUNK == 0) powers_seed(&pr, &pi, ms, l);
+                v8d g = {0};
+                memcpy(&g, dK + (size_t)l * E + c0, sizeof(double) * (size_t)nc); /* lanes past E: 0 */
                 Gr += g * pr;
                 Gi += g * pi;
                 Hr += (double)l * g * pr;
                 Hi += (double)l * g * pi;
-                double tr = pr * m.wr - pi * m.wi;
-                pi = pr * m.wi + pi * m.wr;
+                const v8d tr = pr * wr - pi * wi;
+                pi = pr * wi + pi * wr;
                 pr = tr;
             }
-            /* dF/dC = q G */
-            double qGr = m.qr * Gr - m.qi * Gi, qGi = m.qr * Gi + m.qi * Gr;
-            dC[2 * i] += (float)(2.0 * qGr);
-            dC[2 * i + 1] += (float)(-2.0 * qGi);
-            /* dF/dA = C G (dt w - q) / A + Ct dt H */
-            double sr = dt * m.wr - m.qr, si = dt * m.wi - m.qi;          /* dt w - q */
-            double den = m.Ar * m.Ar + m.Ai * m.Ai;
-            double vr = (sr * m.Ar + si * m.Ai) / den, vi = (si * m.Ar - sr * m.Ai) / den; /* / A */
-            double CGr = Cr * Gr - Ci * Gi, CGi = Cr * Gi + Ci * Gr;
-            double CtHr = m.Ctr * Hr - m.Cti * Hi, CtHi = m.Ctr * Hi + m.Cti * Hr;
-            double dAr = CGr * vr - CGi * vi + dt * CtHr;
-            double dAi = CGr * vi + CGi * vr + dt * CtHi;
-            dlog_A_re[i] += (float)(2.0 * dAr * m.Ar);
-            dA_im[i] += (float)(-2.0 * dAi);
-            /* dF/ddt = C w G + Ct A H (real part only) */
-            double CwGr = CGr * m.wr - CGi * m.wi;
-            double CtAHr = CtHr * m.Ar - CtHi * m.Ai;
-            ddt += 2.0 * (CwGr + CtAHr);
+            for (int j = 0; j < nc; j++) { /* per channel, as the one-channel loop */
+                const s4d_mode *m = &ms[j];
+                const size_t i = (size_t)(c0 + j) * Nh + n;
+                const double Cr = C[2 * i], Ci = C[2 * i + 1];
+                /* dF/dC = q G */
+                double qGr = m->qr * Gr[j] - m->qi * Gi[j], qGi = m->qr * Gi[j] + m->qi * Gr[j];
+                dC[2 * i] += (float)(2.0 * qGr);
+                dC[2 * i + 1] += (float)(-2.0 * qGi);
+                /* dF/dA = C G (dt w - q) / A + Ct dt H */
+                double sr = dt[j] * m->wr - m->qr, si = dt[j] * m->wi - m->qi; /* dt w - q */
+                double den = m->Ar * m->Ar + m->Ai * m->Ai;
+                double vr = (sr * m->Ar + si * m->Ai) / den, vi = (si * m->Ar - sr * m->Ai) / den; /* / A */
+                double CGr = Cr * Gr[j] - Ci * Gi[j], CGi = Cr * Gi[j] + Ci * Gr[j];
+                double CtHr = m->Ctr * Hr[j] - m->Cti * Hi[j], CtHi = m->Ctr * Hi[j] + m->Cti * Hr[j];
+                double dAr = CGr * vr - CGi * vi + dt[j] * CtHr;
+                double dAi = CGr * vi + CGi * vr + dt[j] * CtHi;
+                dlog_A_re[i] += (float)(2.0 * dAr * m->Ar);
+                dA_im[i] += (float)(-2.0 * dAi);
+                /* dF/ddt = C w G + Ct A H (real part only) */
+                double CwGr = CGr * m->wr - CGi * m->wi;
+                double CtAHr = CtHr * m->Ar - CtHi * m->Ai;
+                ddt[j] += 2.0 * (CwGr + CtAHr);
+            }
         }
-        dlog_dt[c] += (float)(ddt * dt);
+        for (int j = 0; j < nc; j++) dlog_dt[c0 + j] += (float)(ddt[j] * dt[j]);
     }
 }
 
