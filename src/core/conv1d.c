@@ -13,11 +13,11 @@
  * Any K >= 1 works, including K > T: taps that reach before t = 0 read the
  * zero padding and are skipped.
  *
- * Parallelism: out and dx are split over (sequence, channel block) pairs,
- * each written by one thread. dw and dbias are split over channel blocks.
- * Each channel's sums run in a fixed order whatever the block width, so
- * results do not depend on the thread count. Inner loops run over
- * contiguous channels.
+ * Parallelism: out is split over (sequence, channel block) pairs, each
+ * written by one thread. The backward (dx, dw, dbias in one pass) is split
+ * over channel blocks. Each channel's sums run in a fixed order whatever
+ * the block width, so results do not depend on the thread count. Inner
+ * loops run over contiguous channels.
  */
 #include "conv1d.h"
 #include "core/prof.h"

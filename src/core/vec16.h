@@ -60,15 +60,27 @@ static inline v16 v16_max(v16 a, v16 b) {
     return (v16)(((v16i)a & m) | ((v16i)b & ~m));
 }
 
+/* The lanes swapped in halves, quarters, eighths, sixteenths: the four
+ * stages of a tree over the 16 lanes. */
+static inline v16 v16_swap(v16 v, int stage) {
+    static const v16i swap[4] = {{8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7},
+                                 {4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11},
+                                 {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13},
+                                 {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}};
+    return __builtin_shuffle(v, swap[stage]);
+}
+
 /* The sum and the maximum of the 16 lanes, as a tree of four shuffles:
  * GCC ends an `omp simd` reduction with the lanes added one after the
  * other from the stack, 16 dependent adds (most of a short attention
  * row's softmax). The tree adds in its own fixed order. */
 static inline float v16_hsum(v16 v) {
-    v = v + __builtin_shuffle(v, (v16i){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
-    v = v + __builtin_shuffle(v, (v16i){4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11});
-    v = v + __builtin_shuffle(v, (v16i){2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
-    v = v + __builtin_shuffle(v, (v16i){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
+    for (int s = 0; s < 4; s++) v = v + v16_swap(v, s);
+    return v[0];
+}
+
+static inline float v16_hmax(v16 v) {
+    for (int s = 0; s < 4; s++) v = v16_max(v, v16_swap(v, s));
     return v[0];
 }
 
@@ -93,14 +105,6 @@ static inline void v16_transpose(v16 r[16]) {
                 r[i] = __builtin_shuffle(a, b, lo[s]);
                 r[i + d] = __builtin_shuffle(a, b, hi[s]);
             }
-}
-
-static inline float v16_hmax(v16 v) {
-    v = v16_max(v, __builtin_shuffle(v, (v16i){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}));
-    v = v16_max(v, __builtin_shuffle(v, (v16i){4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11}));
-    v = v16_max(v, __builtin_shuffle(v, (v16i){2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13}));
-    v = v16_max(v, __builtin_shuffle(v, (v16i){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}));
-    return v[0];
 }
 
 #endif
