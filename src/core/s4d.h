@@ -25,8 +25,8 @@
  * WRITES its rows l < T (the sum over its B sequences) and
  * s4d_kernel_backward reads rows l < L. s4d_conv_backward also WRITES du
  * and dz (the caller needs no zeroing pass over (B, T, E)); dy (B, T, E) is
- * its scratch for dy = dyg z where it reads a tile in place (T > 256, or E
- * not a multiple of 16). Every other gradient is ACCUMULATED. The kernel is
+ * its scratch for dy = dyg z, written a sequence at a time and read back by
+ * that sequence's tiles. Every other gradient is ACCUMULATED. The kernel is
  * computed in double internally. Parallel over channels (deterministic).
  */
 #ifndef ICL_S4D_H

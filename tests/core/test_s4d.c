@@ -238,7 +238,7 @@ static void test_conv_backward_matches_naive(void) {
 
 /* The fused gate against the convolution alone plus the gate written out,
  * bit for bit, on every shape of the forward's test (copied tiles, tiles
- * read in place through the dy scratch, partial tiles): yg = y z and, for
+ * read in place, partial tiles; dy through the scratch): yg = y z and, for
  * dyg, dy = dyg z, dz = dyg y, then du, dK, dD of the plain backward of dy.
  * z and dz are the z half of (B, T, 2E) rows whose x half must stay as it
  * was, and dz is written, not added to. */
