@@ -147,7 +147,7 @@ static void silu_backward_impl(float *dinp, const float *dout, const float *inp,
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float s = fm_sigmoidf(x);
-        dinp[i] += dout[i] * (s * (1.0f + x * (1.0f - s))); /* the factor conv1d_silu_forward keeps */
+        dinp[i] += dout[i] * fm_silu_grad(x, s); /* the factor conv1d_silu_forward keeps */
     }
 }
 

@@ -105,7 +105,7 @@ static inline void silu_keep_row(float *restrict a, float *restrict o, int nc) {
     for (int c = 0; c < nc; c++) {
         float x = o[c], s = fm_sigmoidf(x);
         a[c] = x * s;
-        o[c] = s * (1.0f + x * (1.0f - s));
+        o[c] = fm_silu_grad(x, s);
     }
 }
 

@@ -33,9 +33,27 @@
 #define FM_FMA(a, b, c) ((a) * (b) + (c))
 #endif
 
-/* e^(x - k ln 2) for k = round(x / ln 2): r = x - k ln 2, with ln 2 split
- * in two so r is exact, and a degree-6 polynomial in r (Cephes' expf). */
-static inline __attribute__((always_inline)) float fm_expf_reduced(float x, float k) {
+/* 2^k from t = k + 1.5 * 2^23 (k an integer in [-127, 127] in t's low
+ * mantissa bits): the exponent field (k + 127) << 23, read from t's bits,
+ * so no float is converted to int (a NaN t gives some float, never
+ * undefined behaviour); k = -127 gives exactly 0. The exps below share it. */
+static inline __attribute__((always_inline)) float fm_pow2_rounded(float t) {
+    uint32_t tb;
+    memcpy(&tb, &t, sizeof tb);
+    uint32_t bits = (tb - 0x4B400000u + 127u) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return scale;
+}
+
+/* e^x for x already in [-88, 88] (or NaN): k = round(x / ln 2) by the
+ * 1.5 * 2^23 trick, r = x - k ln 2 with ln 2 split in two so r is exact, a
+ * degree-6 polynomial in r (Cephes' expf) and 2^k; fm_expf and
+ * fm_expf_nonpos share it, as fm_exp2f and fm_exp2f_nonpos share
+ * fm_exp2f_core. */
+static inline __attribute__((always_inline)) float fm_expf_core(float x) {
+    float t = x * 1.44269504088896341f + 12582912.0f;
+    float k = t - 12582912.0f;
     float r = FM_FMA(k, -0.693359375f, x);
     r = FM_FMA(k, 2.12194440e-4f, r);
     float p = 1.9875691500e-4f;
@@ -44,24 +62,18 @@ static inline __attribute__((always_inline)) float fm_expf_reduced(float x, floa
     p = FM_FMA(p, r, 4.1665795894e-2f);
     p = FM_FMA(p, r, 1.6666665459e-1f);
     p = FM_FMA(p, r, 5.0000001201e-1f);
-    return FM_FMA(p, r * r, r) + 1.0f;
+    p = FM_FMA(p, r * r, r) + 1.0f;
+    return p * fm_pow2_rounded(t);
 }
 
 static inline __attribute__((always_inline)) float fm_expf(float xin) {
-    /* clamped so that NaN becomes a finite x too: converting NaN to int
-     * below would be undefined behaviour (UBSan stops there); NaN is
-     * returned as NaN at the end */
+    /* clamped to where 2^k is a normal float (a NaN becomes -87.33 here,
+     * and NaN again at the end) */
     float x = xin > -87.33654f ? xin : -87.33654f;
     x = x < 88.0f ? x : 88.0f;
-    /* k = round(x / ln 2) by the 1.5 * 2^23 trick (exact for |k| < 2^22) */
-    float k = x * 1.44269504088896341f;
-    k = (k + 12582912.0f) - 12582912.0f;
-    float p = fm_expf_reduced(x, k);
-    int32_t bits = ((int32_t)k + 127) << 23; /* 2^k, k in [-126, 127] */
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
+    float r = fm_expf_core(x);
     /* below FLT_MIN's log the true result is subnormal or 0: flush to 0 */
-    return xin < -87.33654f ? 0.0f : xin == xin ? p * scale : xin;
+    return xin < -87.33654f ? 0.0f : xin == xin ? r : xin;
 }
 
 /* 2^x for x already in [-127, 127] (or NaN): the polynomial and the
@@ -76,12 +88,7 @@ static inline __attribute__((always_inline)) float fm_exp2f_core(float x) {
     p = FM_FMA(p, f, 2.4022652783e-1f);
     p = FM_FMA(p, f, 6.9314721497e-1f);
     p = FM_FMA(p, f, 1.0f);
-    uint32_t tb;
-    memcpy(&tb, &t, sizeof tb);
-    uint32_t bits = (tb - 0x4B400000u + 127u) << 23; /* 2^k: (k + 127) << 23; k = -127 gives 0 */
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return p * fm_pow2_rounded(t);
 }
 
 /* 2^x: the selective scan's exp, exp(delta A) = 2^(delta A log2 e) with
@@ -183,19 +190,16 @@ static inline __attribute__((always_inline)) float fm_log1pf_unit(float u) {
  * with no selects around the polynomial. One clamp below, at -88, where
  * k = -127 makes 2^k and the result exactly 0 (on [-88, -87.33) a subnormal
  * or 0 where fm_expf flushes to 0); a NaN passes the clamp and the
- * polynomial of a NaN is NaN. The exponent comes from the bits of
- * x log2 e + 1.5 2^23, as in fm_exp2f_core, so a NaN converts no float to
- * int. Positive x is out of its domain. */
+ * polynomial of a NaN is NaN. Positive x is out of its domain. */
 static inline __attribute__((always_inline)) float fm_expf_nonpos(float xin) {
-    float x = -88.0f > xin ? -88.0f : xin;
-    float t = x * 1.44269504088896341f + 12582912.0f; /* round(x / ln 2) in the low mantissa bits */
-    float p = fm_expf_reduced(x, t - 12582912.0f);
-    uint32_t tb;
-    memcpy(&tb, &t, sizeof tb);
-    uint32_t bits = (tb - 0x4B400000u + 127u) << 23; /* 2^k: (k + 127) << 23; k = -127 gives 0 */
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return fm_expf_core(-88.0f > xin ? -88.0f : xin);
+}
+
+/* SiLU'(x) = s (1 + x (1 - s)) from s = sigmoid(x): the factor that
+ * act.c's silu_backward multiplies by, conv1d's fused forward keeps, and the
+ * Mamba gate keeps for dz; one expression, so the three agree bit for bit. */
+static inline __attribute__((always_inline)) float fm_silu_grad(float x, float s) {
+    return s * (1.0f + x * (1.0f - s));
 }
 
 /* sigmoid(x), evaluating exp of a non-positive number only. No select

@@ -390,12 +390,24 @@ static void lag_corr_part(double *dK, const float *dy, const float *u, ptrdiff_t
         }
 }
 
-/* This thread's channel blocks [*lo, *hi) of nblk, in a contiguous range. */
-static void blk_range(int nblk, int *lo, int *hi) {
-    int id = par_thread_id(), nt = par_team_size();
-    *lo = (int)((long long)nblk * id / nt);
-    *hi = (int)((long long)nblk * (id + 1) / nt);
+/* The calling thread's share of the E channels: tiles [lo, hi) of
+ * CBLK channels in a contiguous range, channels [c_lo, c_hi). */
+typedef struct {
+    int lo, hi, c_lo, c_hi;
+} thread_tiles;
+
+static thread_tiles my_tiles(int E) {
+    const int nblk = (E + CBLK - 1) / CBLK, id = par_thread_id(), nt = par_team_size();
+    thread_tiles r;
+    r.lo = (int)((long long)nblk * id / nt);
+    r.hi = (int)((long long)nblk * (id + 1) / nt);
+    r.c_lo = r.lo * CBLK;
+    r.c_hi = r.hi * CBLK < E ? r.hi * CBLK : E;
+    return r;
 }
+
+/* The width of tile blk: CBLK, or what is left of E for the last. */
+static int tile_width(int blk, int E) { return E - blk * CBLK < CBLK ? E - blk * CBLK : CBLK; }
 
 /* Copies rows r < T of a full tile, rows `step` floats apart, into t. */
 static void tile_copy(float (*restrict t)[CBLK], const float *restrict x, ptrdiff_t step, int T) {
@@ -432,17 +444,14 @@ static void rows_gate(float *restrict g, const float *restrict y, const float *r
 static void s4d_conv_forward_impl(float *y, float *yg, const float *u, const float *z, int ldz, const float *K,
                                   const float *D, int B, int T, int E) {
     if (B <= 0 || T <= 0 || E <= 0) return;
-    const int nblk = (E + CBLK - 1) / CBLK;
     const ptrdiff_t sE = E;
 #pragma omp parallel if ((size_t)B * T * T * E / 2 >= PAR_MIN_WORK)
     {
         float kt[TCOPY][CBLK], ut[TCOPY][CBLK]; /* a full tile's K and u, T <= TCOPY */
-        int lo, hi;
-        blk_range(nblk, &lo, &hi);
-        const int c_lo = lo * CBLK, c_hi = hi * CBLK < E ? hi * CBLK : E;
+        const thread_tiles my = my_tiles(E);
         for (int b = 0; b < B; b++) {
-            for (int blk = lo; blk < hi; blk++) {
-                const int c0 = blk * CBLK, cb = E - c0 < CBLK ? E - c0 : CBLK;
+            for (int blk = my.lo; blk < my.hi; blk++) {
+                const int c0 = blk * CBLK, cb = tile_width(blk, E);
                 const size_t o = (size_t)b * T * E + c0;
                 if (cb == CBLK && T <= TCOPY) {
                     tile_copy(kt, K + c0, sE, T);
@@ -453,8 +462,8 @@ static void s4d_conv_forward_impl(float *y, float *yg, const float *u, const flo
                 }
             }
             if (z) { /* the sequence's rows of this thread's channels, in address order */
-                const size_t o = (size_t)b * T * E + c_lo;
-                rows_gate(yg + o, y + o, z + (size_t)b * T * ldz + c_lo, sE, ldz, T, c_hi - c_lo);
+                const size_t o = (size_t)b * T * E + my.c_lo;
+                rows_gate(yg + o, y + o, z + (size_t)b * T * ldz + my.c_lo, sE, ldz, T, my.c_hi - my.c_lo);
             }
         }
     }
@@ -514,26 +523,23 @@ static void s4d_conv_backward_impl(float *du, float *dz, double *dK, float *dD, 
                                    const float *z, int ldz, const float *y, const float *u, const float *K,
                                    const float *D, int B, int T, int E) {
     if (B <= 0 || T <= 0 || E <= 0) return;
-    const int nblk = (E + CBLK - 1) / CBLK;
     const ptrdiff_t sE = E;
 #pragma omp parallel if ((size_t)B * T * T * E / 2 >= PAR_MIN_WORK)
     {
         float kt[TCOPY][CBLK], dyt[TCOPY][CBLK], ut[TCOPY][CBLK]; /* a full tile's K, dy, u */
-        int lo, hi;
-        blk_range(nblk, &lo, &hi);
-        const int c_lo = lo * CBLK, c_hi = hi * CBLK < E ? hi * CBLK : E;
+        const thread_tiles my = my_tiles(E);
         for (int l = 0; l < T; l++) /* written: this thread's channels of every lag */
-            for (int c = c_lo; c < c_hi; c++) dK[(size_t)l * E + c] = 0.0;
+            for (int c = my.c_lo; c < my.c_hi; c++) dK[(size_t)l * E + c] = 0.0;
         for (int b = 0; b < B; b++) {
             const float *dyb = dyg; /* dy, (B, T, E) */
             if (z) { /* the gate's backward over the sequence's rows of this thread's channels, in
                       * address order; dy stays in cache for the tiles */
-                const size_t o = (size_t)b * T * E + c_lo, oz = (size_t)b * T * ldz + c_lo;
-                rows_dgate(dy + o, sE, dz + oz, dyg + o, z + oz, y + o, sE, ldz, T, c_hi - c_lo);
+                const size_t o = (size_t)b * T * E + my.c_lo, oz = (size_t)b * T * ldz + my.c_lo;
+                rows_dgate(dy + o, sE, dz + oz, dyg + o, z + oz, y + o, sE, ldz, T, my.c_hi - my.c_lo);
                 dyb = dy;
             }
-            for (int blk = lo; blk < hi; blk++) {
-                const int c0 = blk * CBLK, cb = E - c0 < CBLK ? E - c0 : CBLK;
+            for (int blk = my.lo; blk < my.hi; blk++) {
+                const int c0 = blk * CBLK, cb = tile_width(blk, E);
                 const size_t o = (size_t)b * T * E + c0;
                 if (cb == CBLK && T <= TCOPY) {
                     tile_copy(kt, K + c0, sE, T);
@@ -545,7 +551,7 @@ static void s4d_conv_backward_impl(float *du, float *dz, double *dK, float *dD, 
                 }
             }
         }
-        for (int c = c_lo; c < c_hi; c++) dD[c] += (float)dK[c];
+        for (int c = my.c_lo; c < my.c_hi; c++) dD[c] += (float)dK[c];
     }
 }
 

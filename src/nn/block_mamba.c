@@ -59,7 +59,7 @@ void mamba_block_forward(const model *m, block *bl, float *res_out, const float 
             float zc = z[c], yc = y[c], sg = fm_sigmoidf(zc), sz = zc * sg;
             yg[c] = yc * sz;
             z[c] = sz;
-            y[c] = yc * (sg * (1.0f + zc * (1.0f - sg)));
+            y[c] = yc * fm_silu_grad(zc, sg);
         }
     }
     /* res' = res + yg W_out^T */
