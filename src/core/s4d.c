@@ -244,10 +244,20 @@ void s4d_kernel_backward(float *dlog_dt, float *dlog_A_re, float *dA_im, float *
  * read in place by the same code (rows_forward / rows_backward, inlined
  * once per case so the copies' steps are constants).
  *
- * Full tiles run eight output rows (lag_dot8) or four lags (lag_corr4) at a
- * time in vector registers: one row's sum is a chain of dependent adds that
- * waits on the add latency at every lag, eight (four) are independent. Each sum
- * keeps its order (D u first, then lags 0, 1, ... for y and du; t
+ * Full tiles run eight output rows (rot8_forward, rot8_backward) or eight
+ * lags (rot8_corr) at a time in vector registers: one row's sum is a chain
+ * of dependent multiply-adds that waits on their latency at every lag, eight
+ * are independent. And eight sums at one lag read rows x[t - l .. t + 7 -
+ * l] of the moving operand, at the next lag all but one of them again: the
+ * kernels keep those eight rows in registers as a sliding window, so one new
+ * row and one shared row feed eight multiply-adds (nine loads did before;
+ * the forward alone 1.14x, the backward 1.32x, Xeon, B 32, T 80, E 256).
+ * The window rotates by renaming: the loop is unrolled over eight steps,
+ * each shifting the registers' roles by one (ROT8_STEP's arguments). The
+ * eight lags (rows) where only some of the sums have a term form a triangle
+ * done apart, its conditions constant once unrolled (TRI_FMA).
+ *
+ * Each sum keeps its order (D u first, then lags 0, 1, ... for y and du; t
  * increasing for dK within a sequence, then sequences in order in double),
  * whatever the tile, the loop order or the thread count. The multiply-adds
  * are fused where the target has FMA (v16_fma in the vector code, FM_FMA in
@@ -284,56 +294,139 @@ static inline void lag_dot(float *restrict out, const float *restrict d, const f
     for (int j = 0; j < cb; j++) out[j] = acc[j];
 }
 
-/* lag_dot for eight rows of a full tile at once: out_k = out + k ostep from
- * x_k = x + k xrow with nl_k lags (k < 8). Each row still adds its lags in
- * increasing order: the same bits as lag_dot. Eight rows are eight chains
- * of dependent multiply-adds side by side (four left the FMA units waiting
- * on their latency: the forward 1.12-1.15x with eight, Xeon, T 80, E 256). */
-static inline void lag_dot8(float *out, ptrdiff_t ostep, const float *restrict Kt, ptrdiff_t kstep, v16 d,
-                            const float *x, ptrdiff_t xrow, ptrdiff_t xstep, const int nl[8]) {
-    const float *x0 = x, *x1 = x + xrow, *x2 = x + 2 * xrow, *x3 = x + 3 * xrow, *x4 = x + 4 * xrow,
-                *x5 = x + 5 * xrow, *x6 = x + 6 * xrow, *x7 = x + 7 * xrow;
-    /* eight named accumulators: an array of them stayed in memory */
-    v16 a0 = d * v16_load(x0), a1 = d * v16_load(x1), a2 = d * v16_load(x2), a3 = d * v16_load(x3);
-    v16 a4 = d * v16_load(x4), a5 = d * v16_load(x5), a6 = d * v16_load(x6), a7 = d * v16_load(x7);
-    int lo = nl[0], hi = nl[0];
-    for (int k = 1; k < 8; k++) {
-        lo = nl[k] < lo ? nl[k] : lo;
-        hi = nl[k] > hi ? nl[k] : hi;
+/* One step: w = the window's new row from wsrc; then a_k += s r_k for
+ * the eight accumulators a0..a7 of the enclosing function, s read at sp. */
+#define ROT8_STEP(w, wsrc, sp, r0, r1, r2, r3, r4, r5, r6, r7)                                                 \
+    do {                                                                                                       \
+        w = v16_load(wsrc);                                                                                    \
+        const v16 s_ = v16_load(sp);                                                                           \
+        a0 = v16_fma(s_, r0, a0);                                                                              \
+        a1 = v16_fma(s_, r1, a1);                                                                              \
+        a2 = v16_fma(s_, r2, a2);                                                                              \
+        a3 = v16_fma(s_, r3, a3);                                                                              \
+        a4 = v16_fma(s_, r4, a4);                                                                              \
+        a5 = v16_fma(s_, r5, a5);                                                                              \
+        a6 = v16_fma(s_, r6, a6);                                                                              \
+        a7 = v16_fma(s_, r7, a7);                                                                              \
+    } while (0)
+
+/* Eight steps of a window whose new rows are xstep floats apart (negative:
+ * towards earlier rows), v_m the sum m's row at the first step, and whose
+ * shared rows are sstep apart from sp. */
+#define ROT8_RIGHT(x, xstep, sp, sstep)                                                                        \
+    do {                                                                                                       \
+        ROT8_STEP(v0, (x), (sp), v0, v1, v2, v3, v4, v5, v6, v7);                                              \
+        ROT8_STEP(v7, (x) + (xstep), (sp) + (sstep), v7, v0, v1, v2, v3, v4, v5, v6);                          \
+        ROT8_STEP(v6, (x) + 2 * (xstep), (sp) + 2 * (sstep), v6, v7, v0, v1, v2, v3, v4, v5);                  \
+        ROT8_STEP(v5, (x) + 3 * (xstep), (sp) + 3 * (sstep), v5, v6, v7, v0, v1, v2, v3, v4);                  \
+        ROT8_STEP(v4, (x) + 4 * (xstep), (sp) + 4 * (sstep), v4, v5, v6, v7, v0, v1, v2, v3);                  \
+        ROT8_STEP(v3, (x) + 5 * (xstep), (sp) + 5 * (sstep), v3, v4, v5, v6, v7, v0, v1, v2);                  \
+        ROT8_STEP(v2, (x) + 6 * (xstep), (sp) + 6 * (sstep), v2, v3, v4, v5, v6, v7, v0, v1);                  \
+        ROT8_STEP(v1, (x) + 7 * (xstep), (sp) + 7 * (sstep), v1, v2, v3, v4, v5, v6, v7, v0);                  \
+    } while (0)
+
+/* a_k += s_ * (row at p) where the sum k has a term at this step. */
+#define TRI_FMA(cond, k, p)                                                                                    \
+    do {                                                                                                       \
+        if (cond) a##k = v16_fma(s_, v16_load(p), a##k);                                                       \
+    } while (0)
+
+/* All eight: a_k += s_ * (row at x + k xstep). */
+#define FMA8(x, xstep)                                                                                         \
+    do {                                                                                                       \
+        TRI_FMA(1, 0, (x));                                                                                    \
+        TRI_FMA(1, 1, (x) + (xstep));                                                                          \
+        TRI_FMA(1, 2, (x) + 2 * (xstep));                                                                      \
+        TRI_FMA(1, 3, (x) + 3 * (xstep));                                                                      \
+        TRI_FMA(1, 4, (x) + 4 * (xstep));                                                                      \
+        TRI_FMA(1, 5, (x) + 5 * (xstep));                                                                      \
+        TRI_FMA(1, 6, (x) + 6 * (xstep));                                                                      \
+        TRI_FMA(1, 7, (x) + 7 * (xstep));                                                                      \
+    } while (0)
+
+/* The eight sums' first terms d x_k (x_k = x + k xstep), which are also
+ * the window's first rows v_k = x_k. */
+#define ROT8_START(x, xstep, d)                                                                                \
+    v16 v0 = v16_load(x), v1 = v16_load((x) + (xstep)), v2 = v16_load((x) + 2 * (xstep)),                      \
+        v3 = v16_load((x) + 3 * (xstep)), v4 = v16_load((x) + 4 * (xstep)), v5 = v16_load((x) + 5 * (xstep)),  \
+        v6 = v16_load((x) + 6 * (xstep)), v7 = v16_load((x) + 7 * (xstep));                                    \
+    v16 a0 = (d) * v0, a1 = (d) * v1, a2 = (d) * v2, a3 = (d) * v3, a4 = (d) * v4, a5 = (d) * v5,              \
+        a6 = (d) * v6, a7 = (d) * v7
+
+#define STORE8(out, ostep)                                                                                     \
+    do {                                                                                                       \
+        v16_store((out), a0);                                                                                  \
+        v16_store((out) + (ostep), a1);                                                                        \
+        v16_store((out) + 2 * (ostep), a2);                                                                    \
+        v16_store((out) + 3 * (ostep), a3);                                                                    \
+        v16_store((out) + 4 * (ostep), a4);                                                                    \
+        v16_store((out) + 5 * (ostep), a5);                                                                    \
+        v16_store((out) + 6 * (ostep), a6);                                                                    \
+        v16_store((out) + 7 * (ostep), a7);                                                                    \
+    } while (0)
+
+/* Forward rows t..t+7 of a full tile (t a multiple of 8, t + 8 <= T): out
+ * row k (ostep floats apart) = d u[t+k] + sum_{l <= t+k} K[l] u[t+k-l] in
+ * increasing l (lag_dot's sums), K's rows ks and u's us floats apart. */
+static inline void rot8_forward(float *out, ptrdiff_t ostep, const float *Kt, ptrdiff_t ks, v16 d, const float *u,
+                                ptrdiff_t us, int t) {
+    const float *ut = u + t * us;
+    ROT8_START(ut, us, d);
+    for (int l = 0; l < t; l += 8) /* every sum has lags l..l+7; v_m holds u[t + m - l] */
+        ROT8_RIGHT(ut - l * us, -us, Kt + l * ks, ks);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) { /* lag t + j: the sums k >= j, of u[k - j] */
+        const v16 s_ = v16_load(Kt + (t + j) * ks);
+        TRI_FMA(j <= 0, 0, u - j * us);
+        TRI_FMA(j <= 1, 1, u + (1 - j) * us);
+        TRI_FMA(j <= 2, 2, u + (2 - j) * us);
+        TRI_FMA(j <= 3, 3, u + (3 - j) * us);
+        TRI_FMA(j <= 4, 4, u + (4 - j) * us);
+        TRI_FMA(j <= 5, 5, u + (5 - j) * us);
+        TRI_FMA(j <= 6, 6, u + (6 - j) * us);
+        TRI_FMA(j <= 7, 7, u + (7 - j) * us);
     }
+    STORE8(out, ostep);
+}
+
+/* Backward rows s..s+7 of a full tile (s + 8 <= T): out row k = d dy[s+k]
+ * + sum_{l < T-s-k} K[l] dy[s+k+l] in increasing l (lag_dot's sums), K's
+ * rows ks and dy's ys floats apart. */
+static inline void rot8_backward(float *out, ptrdiff_t ostep, const float *Kt, ptrdiff_t ks, v16 d,
+                                 const float *dy, ptrdiff_t ys, int s, int T) {
+    const float *ds = dy + s * ys;
+    ROT8_START(ds, ys, d);
+    const int nl = T - s - 8; /* the lags every sum has */
     int l = 0;
-    for (; l < lo; l++) {
-        const v16 k = v16_load(Kt + l * kstep);
-        const ptrdiff_t o = l * xstep;
-        a0 = v16_fma(k, v16_load(x0 + o), a0);
-        a1 = v16_fma(k, v16_load(x1 + o), a1);
-        a2 = v16_fma(k, v16_load(x2 + o), a2);
-        a3 = v16_fma(k, v16_load(x3 + o), a3);
-        a4 = v16_fma(k, v16_load(x4 + o), a4);
-        a5 = v16_fma(k, v16_load(x5 + o), a5);
-        a6 = v16_fma(k, v16_load(x6 + o), a6);
-        a7 = v16_fma(k, v16_load(x7 + o), a7);
+    for (; l + 8 <= nl; l += 8) { /* v_m holds dy[s + m + l]; the new rows are later ones */
+        const float *x = ds + (l + 7) * ys, *k = Kt + l * ks;
+        ROT8_STEP(v7, x, k, v0, v1, v2, v3, v4, v5, v6, v7);
+        ROT8_STEP(v0, x + ys, k + ks, v1, v2, v3, v4, v5, v6, v7, v0);
+        ROT8_STEP(v1, x + 2 * ys, k + 2 * ks, v2, v3, v4, v5, v6, v7, v0, v1);
+        ROT8_STEP(v2, x + 3 * ys, k + 3 * ks, v3, v4, v5, v6, v7, v0, v1, v2);
+        ROT8_STEP(v3, x + 4 * ys, k + 4 * ks, v4, v5, v6, v7, v0, v1, v2, v3);
+        ROT8_STEP(v4, x + 5 * ys, k + 5 * ks, v5, v6, v7, v0, v1, v2, v3, v4);
+        ROT8_STEP(v5, x + 6 * ys, k + 6 * ks, v6, v7, v0, v1, v2, v3, v4, v5);
+        ROT8_STEP(v6, x + 7 * ys, k + 7 * ks, v7, v0, v1, v2, v3, v4, v5, v6);
     }
-    for (; l < hi; l++) { /* the rows with more lags go on alone */
-        const v16 k = v16_load(Kt + l * kstep);
-        const ptrdiff_t o = l * xstep;
-        if (l < nl[0]) a0 = v16_fma(k, v16_load(x0 + o), a0);
-        if (l < nl[1]) a1 = v16_fma(k, v16_load(x1 + o), a1);
-        if (l < nl[2]) a2 = v16_fma(k, v16_load(x2 + o), a2);
-        if (l < nl[3]) a3 = v16_fma(k, v16_load(x3 + o), a3);
-        if (l < nl[4]) a4 = v16_fma(k, v16_load(x4 + o), a4);
-        if (l < nl[5]) a5 = v16_fma(k, v16_load(x5 + o), a5);
-        if (l < nl[6]) a6 = v16_fma(k, v16_load(x6 + o), a6);
-        if (l < nl[7]) a7 = v16_fma(k, v16_load(x7 + o), a7);
+    for (; l < nl; l++) { /* the last nl % 8 of them, each row loaded */
+        const v16 s_ = v16_load(Kt + l * ks);
+        FMA8(ds + l * ys, ys);
     }
-    v16_store(out, a0);
-    v16_store(out + ostep, a1);
-    v16_store(out + 2 * ostep, a2);
-    v16_store(out + 3 * ostep, a3);
-    v16_store(out + 4 * ostep, a4);
-    v16_store(out + 5 * ostep, a5);
-    v16_store(out + 6 * ostep, a6);
-    v16_store(out + 7 * ostep, a7);
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) { /* lag nl + j: the sums k <= 7 - j, of dy[T - 8 + j + k] */
+        const v16 s_ = v16_load(Kt + (nl + j) * ks);
+        const int r = T - 8 + j;
+        TRI_FMA(j <= 7, 0, dy + r * ys);
+        TRI_FMA(j <= 6, 1, dy + (r + 1) * ys);
+        TRI_FMA(j <= 5, 2, dy + (r + 2) * ys);
+        TRI_FMA(j <= 4, 3, dy + (r + 3) * ys);
+        TRI_FMA(j <= 3, 4, dy + (r + 4) * ys);
+        TRI_FMA(j <= 2, 5, dy + (r + 5) * ys);
+        TRI_FMA(j <= 1, 6, dy + (r + 6) * ys);
+        TRI_FMA(j <= 0, 7, dy + (r + 7) * ys);
+    }
+    STORE8(out, ostep);
 }
 
 /* r[j] += f[j] in double (j < CBLK): a sequence's float sum joins the
@@ -348,39 +441,51 @@ static inline void dk_add(double *restrict r, v16 f) {
 /* A full tile's lag correlations of one sequence, added to dK:
  * dK[l E + j] += sum_{t = l}^{T-1} dy[t ys + j] u[(t - l) us + j] for l < T,
  * with dy and u at row 0 of the sequence and the tile's channels (rows ys
- * and us apart). Four lags at a time, each a register summed over t in
- * increasing order (the same sums, term for term, as one lag at a time). */
-static void lag_corr4(double *dK, ptrdiff_t E, const float *dy, ptrdiff_t ys, const float *u, ptrdiff_t us, int T) {
-    int l = 0;
-    for (; l + 4 <= T; l += 4) {
-        v16 f[4] = {{0}, {0}, {0}, {0}};
-        int t = l;
-        for (; t < T && t < l + 3; t++) { /* lags l + k start at t = l + k */
-            const v16 g = v16_load(dy + t * ys);
-            for (int k = 0; k <= t - l; k++) f[k] = v16_fma(g, v16_load(u + (t - l - k) * us), f[k]);
+ * and us apart). Eight lags at a time, each a register summed over t in
+ * increasing order (the same sums, term for term, as one lag at a time),
+ * with the window of u rows in registers (ROT8_RIGHT). */
+static void rot8_corr(double *dK, ptrdiff_t E, const float *dy, ptrdiff_t ys, const float *u, ptrdiff_t us, int T) {
+    int L = 0;
+    for (; L + 8 <= T; L += 8) {
+        v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) { /* t = L + j: the lags L + k, k <= j, of u[j - k] */
+            const v16 s_ = v16_load(dy + (L + j) * ys);
+            TRI_FMA(j >= 0, 0, u + j * us);
+            TRI_FMA(j >= 1, 1, u + (j - 1) * us);
+            TRI_FMA(j >= 2, 2, u + (j - 2) * us);
+            TRI_FMA(j >= 3, 3, u + (j - 3) * us);
+            TRI_FMA(j >= 4, 4, u + (j - 4) * us);
+            TRI_FMA(j >= 5, 5, u + (j - 5) * us);
+            TRI_FMA(j >= 6, 6, u + (j - 6) * us);
+            TRI_FMA(j >= 7, 7, u + (j - 7) * us);
         }
-        v16 f0 = f[0], f1 = f[1], f2 = f[2], f3 = f[3];
-        for (; t < T; t++) {
-            const v16 g = v16_load(dy + t * ys);
-            const float *ut = u + (t - l) * us;
-            f0 = v16_fma(g, v16_load(ut), f0);
-            f1 = v16_fma(g, v16_load(ut - us), f1);
-            f2 = v16_fma(g, v16_load(ut - 2 * us), f2);
-            f3 = v16_fma(g, v16_load(ut - 3 * us), f3);
+        /* from t = L + 8 every lag has a term; v_m holds u[t - L - m] (the first step loads v0) */
+        v16 v0 = {0}, v1 = v16_load(u + 7 * us), v2 = v16_load(u + 6 * us), v3 = v16_load(u + 5 * us),
+            v4 = v16_load(u + 4 * us), v5 = v16_load(u + 3 * us), v6 = v16_load(u + 2 * us), v7 = v16_load(u + us);
+        int t = L + 8;
+        for (; t + 8 <= T; t += 8) ROT8_RIGHT(u + (t - L) * us, us, dy + t * ys, ys);
+        for (; t < T; t++) { /* the last (T - L) % 8 rows, each window row loaded */
+            const v16 s_ = v16_load(dy + t * ys);
+            FMA8(u + (t - L) * us, -us);
         }
-        dk_add(dK + l * E, f0);
-        dk_add(dK + (l + 1) * E, f1);
-        dk_add(dK + (l + 2) * E, f2);
-        dk_add(dK + (l + 3) * E, f3);
+        dk_add(dK + L * E, a0);
+        dk_add(dK + (L + 1) * E, a1);
+        dk_add(dK + (L + 2) * E, a2);
+        dk_add(dK + (L + 3) * E, a3);
+        dk_add(dK + (L + 4) * E, a4);
+        dk_add(dK + (L + 5) * E, a5);
+        dk_add(dK + (L + 6) * E, a6);
+        dk_add(dK + (L + 7) * E, a7);
     }
-    for (; l < T; l++) {
+    for (; L < T; L++) { /* the last T % 8 lags one at a time */
         v16 f0 = {0};
-        for (int t = l; t < T; t++) f0 = v16_fma(v16_load(dy + t * ys), v16_load(u + (t - l) * us), f0);
-        dk_add(dK + l * E, f0);
+        for (int t = L; t < T; t++) f0 = v16_fma(v16_load(dy + t * ys), v16_load(u + (t - L) * us), f0);
+        dk_add(dK + L * E, f0);
     }
 }
 
-/* lag_corr4 for a partial tile of cb < CBLK channels, one lag at a time. */
+/* rot8_corr for a partial tile of cb < CBLK channels, one lag at a time. */
 static void lag_corr_part(double *dK, const float *dy, const float *u, ptrdiff_t E, int T, int cb) {
     for (int l = 0; l < T; l++)
         for (int j = 0; j < cb; j++) {
@@ -420,12 +525,9 @@ static void tile_copy(float (*restrict t)[CBLK], const float *restrict x, ptrdif
 static inline void rows_forward(float *y, ptrdiff_t E, const float *Kt, ptrdiff_t ks, const float *u, ptrdiff_t us,
                                 const float *D, int T, int cb) {
     int t = 0;
-    if (cb == CBLK) { /* eight rows at a time (lag_dot8) */
+    if (cb == CBLK) { /* eight rows at a time */
         const v16 d = v16_load(D);
-        for (; t + 8 <= T; t += 8) {
-            const int nl[8] = {t + 1, t + 2, t + 3, t + 4, t + 5, t + 6, t + 7, t + 8};
-            lag_dot8(y + t * E, E, Kt, ks, d, u + t * us, us, -us, nl);
-        }
+        for (; t + 8 <= T; t += 8) rot8_forward(y + t * E, E, Kt, ks, d, u, us, t);
     }
     for (; t < T; t++) lag_dot(y + t * E, D, Kt, ks, u + t * us, -us, t + 1, cb);
 }
@@ -482,17 +584,14 @@ static inline void rows_backward(float *du, double *dK, ptrdiff_t E, const float
                                  ptrdiff_t ys, const float *u, ptrdiff_t us, const float *D, int T, int cb) {
     /* du at s gathers lag l from dy[s + l] */
     int s = 0;
-    if (cb == CBLK) { /* eight rows at a time (lag_dot8) */
+    if (cb == CBLK) { /* eight rows at a time */
         const v16 d = v16_load(D);
-        for (; s + 8 <= T; s += 8) {
-            const int nl[8] = {T - s, T - s - 1, T - s - 2, T - s - 3, T - s - 4, T - s - 5, T - s - 6, T - s - 7};
-            lag_dot8(du + s * E, E, Kt, ks, d, dy + s * ys, ys, ys, nl);
-        }
+        for (; s + 8 <= T; s += 8) rot8_backward(du + s * E, E, Kt, ks, d, dy, ys, s, T);
     }
     for (; s < T; s++) lag_dot(du + s * E, D, Kt, ks, dy + s * ys, ys, T - s, cb);
     /* the tile's lag correlations: dy[t] against u[t - l] */
     if (cb == CBLK)
-        lag_corr4(dK, E, dy, ys, u, us, T);
+        rot8_corr(dK, E, dy, ys, u, us, T);
     else
         lag_corr_part(dK, dy, u, E, T, cb);
 }
