@@ -72,7 +72,7 @@ WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-proto
 # pkg-config is evaluated lazily (recursive '='), after the deps step ran.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS  = -std=c11 -D_DEFAULT_SOURCE -fno-math-errno -fopenmp -Isrc -I$(BLAS_INC) $(OPT) $(NATIVE) $(VECWIDTH) $(WARN) $(PKG_CFLAGS) -MMD -MP $(EXTRA_CFLAGS)
+CFLAGS  = -std=c11 -D_DEFAULT_SOURCE -fno-math-errno -fno-trapping-math -fopenmp -Isrc -I$(BLAS_INC) $(OPT) $(NATIVE) $(VECWIDTH) $(WARN) $(PKG_CFLAGS) -MMD -MP $(EXTRA_CFLAGS)
 LDLIBS  = $(BLAS_LIBS) $(PKG_LIBS) -fopenmp -lm
 SAN_asan := -fsanitize=address,undefined,float-cast-overflow
 LDFLAGS = $(SAN_$(MODE))
