@@ -97,7 +97,7 @@ static inline void v16_store_w(float *p, v16 v, int w) { memcpy(p, &v, sizeof(fl
 
 /* (a0 x0 + a1 x1) + (a2 x2 + a3 x3): four keys' terms, in axpy4_f's order. */
 static inline v16 sum4(float a0, float a1, float a2, float a3, v16 x0, v16 x1, v16 x2, v16 x3) {
-    return (((v16){0} + a0) * x0 + ((v16){0} + a1) * x1) + (((v16){0} + a2) * x2 + ((v16){0} + a3) * x3);
+    return (v16_set1(a0) * x0 + v16_set1(a1) * x1) + (v16_set1(a2) * x2 + v16_set1(a3) * x3);
 }
 
 /* axpy4_f over the keys 0..nk-1 (nk a multiple of 4) for four rows at once:
@@ -173,6 +173,18 @@ static inline void rows_gather(float *y, size_t ldy, const float *w, size_t lw, 
  * product per vector register, whose reduction cost more than its FMAs). */
 static void transpose_head(float *restrict x_T, const float *restrict x, size_t C3, int T, int hs) {
     const int Tp = padded_T(T);
+#if !defined(__AVX512F__)
+    if (hs % 8 == 0) { /* 8 x 8 blocks: without AVX-512, v16_transpose goes through the stack (vec16.h) */
+        for (int i0 = 0; i0 < hs; i0 += 8)
+            for (int t0 = 0; t0 < Tp; t0 += 8) {
+                v8 r[8];
+                for (int k = 0; k < 8; k++) r[k] = t0 + k < T ? v8_load(x + (size_t)(t0 + k) * C3 + i0) : (v8){0};
+                v8_transpose(r);
+                for (int k = 0; k < 8; k++) v8_store(x_T + (size_t)(i0 + k) * Tp + t0, r[k]);
+            }
+        return;
+    }
+#endif
     if (hs % 16 == 0) { /* 16 x 16 blocks in registers (element by element: a fifth of the backward at hs 16) */
         for (int i0 = 0; i0 < hs; i0 += 16)
             for (int t0 = 0; t0 < Tp; t0 += 16) { /* Tp: whole blocks, the padding rows zero */
@@ -195,11 +207,12 @@ static void transpose_head(float *restrict x_T, const float *restrict x, size_t 
 static inline __attribute__((always_inline)) void block_scores(float *restrict acc, const float *restrict a,
                                                                const float *restrict x_T, size_t Tp, int hs,
                                                                const int nv) {
+#if defined(__AVX512F__)
     /* four 16-lane accumulators, not a float[64], so that GCC keeps them in
      * registers */
     v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
     for (int i = 0; i < hs; i++) {
-        const v16 ai = (v16){0} + a[i];
+        const v16 ai = v16_set1(a[i]);
         const float *xi = x_T + (size_t)i * Tp;
         s0 += ai * v16_load(xi);
         if (nv > 1) s1 += ai * v16_load(xi + 16);
@@ -210,6 +223,25 @@ static inline __attribute__((always_inline)) void block_scores(float *restrict a
     if (nv > 1) v16_store(acc + 16, s1);
     if (nv > 2) v16_store(acc + 32, s2);
     if (nv > 3) v16_store(acc + 48, s3);
+#else
+    /* the same sums in eight 8-lane accumulators: without AVX-512 GCC kept
+     * the 16-lane ones, and every broadcast of a[i], on the stack */
+    v8 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, s4 = {0}, s5 = {0}, s6 = {0}, s7 = {0};
+    for (int i = 0; i < hs; i++) {
+        const v8 ai = (v8){0} + a[i];
+        const float *xi = x_T + (size_t)i * Tp;
+        s0 += ai * v8_load(xi);
+        s1 += ai * v8_load(xi + 8);
+        if (nv > 1) s2 += ai * v8_load(xi + 16), s3 += ai * v8_load(xi + 24);
+        if (nv > 2) s4 += ai * v8_load(xi + 32), s5 += ai * v8_load(xi + 40);
+        if (nv > 3) s6 += ai * v8_load(xi + 48), s7 += ai * v8_load(xi + 56);
+    }
+    v8_store(acc, s0);
+    v8_store(acc + 8, s1);
+    if (nv > 1) v8_store(acc + 16, s2), v8_store(acc + 24, s3);
+    if (nv > 2) v8_store(acc + 32, s4), v8_store(acc + 40, s5);
+    if (nv > 3) v8_store(acc + 48, s6), v8_store(acc + 56, s7);
+#endif
 }
 
 /* s[t2] = alpha * sum_i a[i] x_T[i][t2] for t2 < n: one query (or dout) row

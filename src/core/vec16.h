@@ -19,6 +19,8 @@
 #endif
 
 typedef float v16 __attribute__((vector_size(64)));
+/* 8 floats: half a v16, one AVX register. */
+typedef float v8 __attribute__((vector_size(32)));
 
 static inline v16 v16_load(const float *p) {
     v16 v;
@@ -28,13 +30,24 @@ static inline v16 v16_load(const float *p) {
 
 static inline void v16_store(float *p, v16 v) { memcpy(p, &v, sizeof v); }
 
+/* x in every lane (0 + x, as `(v16){0} + x` gives). Without AVX-512 GCC
+ * builds the 16-lane broadcast by storing x 16 times and reloading it; an
+ * 8-lane broadcast used twice is one vbroadcastss. */
+static inline v16 v16_set1(float x) {
+#if defined(__AVX512F__)
+    return (v16){0} + x;
+#else
+    const v8 h = (v8){0} + x;
+    return __builtin_shufflevector(h, h, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#endif
+}
+
 /* a b + c, fused where the target has FMA (one AVX-512 or two AVX
  * instructions), else a multiply and an add. */
 static inline v16 v16_fma(v16 a, v16 b, v16 c) {
 #if defined(__FP_FAST_FMAF) && defined(__AVX512F__)
     return (v16)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
 #elif defined(__FP_FAST_FMAF) && defined(__AVX__)
-    typedef float v8 __attribute__((vector_size(32)));
     const v8 lo = (v8)_mm256_fmadd_ps((__m256)__builtin_shufflevector(a, a, 0, 1, 2, 3, 4, 5, 6, 7),
                                       (__m256)__builtin_shufflevector(b, b, 0, 1, 2, 3, 4, 5, 6, 7),
                                       (__m256)__builtin_shufflevector(c, c, 0, 1, 2, 3, 4, 5, 6, 7));
@@ -102,6 +115,32 @@ static inline void v16_transpose(v16 r[16]) {
         for (int i = 0; i < 16; i++)
             if (!(i & d)) {
                 const v16 a = r[i], b = r[i + d];
+                r[i] = __builtin_shuffle(a, b, lo[s]);
+                r[i + d] = __builtin_shuffle(a, b, hi[s]);
+            }
+}
+
+typedef int v8i __attribute__((vector_size(32)));
+
+static inline v8 v8_load(const float *p) {
+    v8 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void v8_store(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+
+/* r[0..7] transposed in place: v16_transpose's butterflies on 8 lanes.
+ * Without AVX-512 GCC lowers v16_transpose's 16-lane two-input shuffles
+ * element by element through the stack (6,000 instructions per 16 x 16
+ * block at -march=haswell); these take a few vperm2f128 / vshufps each. */
+static inline void v8_transpose(v8 r[8]) {
+    static const v8i lo[3] = {{0, 1, 2, 3, 8, 9, 10, 11}, {0, 1, 8, 9, 4, 5, 12, 13}, {0, 8, 2, 10, 4, 12, 6, 14}};
+    static const v8i hi[3] = {{4, 5, 6, 7, 12, 13, 14, 15}, {2, 3, 10, 11, 6, 7, 14, 15}, {1, 9, 3, 11, 5, 13, 7, 15}};
+    for (int s = 0, d = 4; s < 3; s++, d /= 2)
+        for (int i = 0; i < 8; i++)
+            if (!(i & d)) {
+                const v8 a = r[i], b = r[i + d];
                 r[i] = __builtin_shuffle(a, b, lo[s]);
                 r[i + d] = __builtin_shuffle(a, b, hi[s]);
             }

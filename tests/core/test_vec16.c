@@ -1,6 +1,7 @@
 /*
  * test_vec16.c - the 16-lane helpers of src/core/vec16.h against naive
- * twins: the in-register transpose element by element, the tree sum against
+ * twins: the in-register transposes (16 x 16 and 8 x 8) element by element,
+ * v16_set1 lane by lane, the tree sum against
  * a double sum (and exactly on small integers, where every order is exact),
  * the lane max and the tree max against a loop, NaN included (v16_max takes
  * b where a is NaN, as `a > b ? a : b` does).
@@ -25,6 +26,28 @@ static void test_transpose(void) {
         for (int i = 0; i < 16; i++)
             for (int j = 0; j < 16; j++) bad += r[i][j] != m[i][j];
         CHECK(bad == 0, "rep %d: transposing twice is not the identity (%d)", rep, bad);
+    }
+}
+
+/* v8_transpose (the 8 x 8 blocks of builds without AVX-512) against the
+ * element-by-element twin, and v16_set1 against a lane loop. */
+static void test_transpose8_set1(void) {
+    test_rng rng = {test_seed() + 2};
+    for (int rep = 0; rep < 100; rep++) {
+        float m[8][8];
+        v8 r[8];
+        for (int i = 0; i < 8; i++)
+            for (int j = 0; j < 8; j++) m[i][j] = test_rng_normal(&rng);
+        for (int i = 0; i < 8; i++) r[i] = v8_load(m[i]);
+        v8_transpose(r);
+        int bad = 0;
+        for (int i = 0; i < 8; i++)
+            for (int j = 0; j < 8; j++) bad += r[i][j] != m[j][i];
+        CHECK(bad == 0, "rep %d: %d elements not transposed", rep, bad);
+        const float x = m[rep % 8][rep % 7];
+        const v16 b = v16_set1(x);
+        for (int j = 0; j < 16; j++) bad += b[j] != x;
+        CHECK(bad == 0, "rep %d: v16_set1(%g) has %d lanes wrong", rep, x, bad);
     }
 }
 
@@ -71,6 +94,7 @@ static void test_hsum_hmax(void) {
 int main(int argc, char **argv) {
     test_init(argc, argv);
     TEST_RUN(test_transpose);
+    TEST_RUN(test_transpose8_set1);
     TEST_RUN(test_hsum_hmax);
     return test_finish();
 }
