@@ -294,20 +294,40 @@ static inline void lag_dot(float *restrict out, const float *restrict d, const f
     for (int j = 0; j < cb; j++) out[j] = acc[j];
 }
 
+/* The rot8 kernels' vector: a tile's 16 channels on AVX-512, half of
+ * them without it (they run once per half). Sixteen 16-lane values in
+ * flight are 32 registers of an AVX2 target, which has 16: GCC kept them
+ * on the stack (the S4D convolution was 45% of a small S4-Mamba step built
+ * for AVX2, 17% for AVX-512). Lane by lane the same operations: the same
+ * bits on both. */
+#if defined(__AVX512F__)
+enum { VL = 16 };
+typedef v16 vl;
+#define vl_load v16_load
+#define vl_store v16_store
+#define vl_fma v16_fma
+#else
+enum { VL = 8 };
+typedef v8 vl;
+#define vl_load v8_load
+#define vl_store v8_store
+#define vl_fma v8_fma
+#endif
+
 /* One step: w = the window's new row from wsrc; then a_k += s r_k for
  * the eight accumulators a0..a7 of the enclosing function, s read at sp. */
 #define ROT8_STEP(w, wsrc, sp, r0, r1, r2, r3, r4, r5, r6, r7)                                                 \
     do {                                                                                                       \
-        w = v16_load(wsrc);                                                                                    \
-        const v16 s_ = v16_load(sp);                                                                           \
-        a0 = v16_fma(s_, r0, a0);                                                                              \
-        a1 = v16_fma(s_, r1, a1);                                                                              \
-        a2 = v16_fma(s_, r2, a2);                                                                              \
-        a3 = v16_fma(s_, r3, a3);                                                                              \
-        a4 = v16_fma(s_, r4, a4);                                                                              \
-        a5 = v16_fma(s_, r5, a5);                                                                              \
-        a6 = v16_fma(s_, r6, a6);                                                                              \
-        a7 = v16_fma(s_, r7, a7);                                                                              \
+        w = vl_load(wsrc);                                                                                    \
+        const vl s_ = vl_load(sp);                                                                           \
+        a0 = vl_fma(s_, r0, a0);                                                                              \
+        a1 = vl_fma(s_, r1, a1);                                                                              \
+        a2 = vl_fma(s_, r2, a2);                                                                              \
+        a3 = vl_fma(s_, r3, a3);                                                                              \
+        a4 = vl_fma(s_, r4, a4);                                                                              \
+        a5 = vl_fma(s_, r5, a5);                                                                              \
+        a6 = vl_fma(s_, r6, a6);                                                                              \
+        a7 = vl_fma(s_, r7, a7);                                                                              \
     } while (0)
 
 /* Eight steps of a window whose new rows are xstep floats apart (negative:
@@ -328,7 +348,7 @@ static inline void lag_dot(float *restrict out, const float *restrict d, const f
 /* a_k += s_ * (row at p) where the sum k has a term at this step. */
 #define TRI_FMA(cond, k, p)                                                                                    \
     do {                                                                                                       \
-        if (cond) a##k = v16_fma(s_, v16_load(p), a##k);                                                       \
+        if (cond) a##k = vl_fma(s_, vl_load(p), a##k);                                                       \
     } while (0)
 
 /* All eight: a_k += s_ * (row at x + k xstep). */
@@ -347,28 +367,28 @@ static inline void lag_dot(float *restrict out, const float *restrict d, const f
 /* The eight sums' first terms d x_k (x_k = x + k xstep), which are also
  * the window's first rows v_k = x_k. */
 #define ROT8_START(x, xstep, d)                                                                                \
-    v16 v0 = v16_load(x), v1 = v16_load((x) + (xstep)), v2 = v16_load((x) + 2 * (xstep)),                      \
-        v3 = v16_load((x) + 3 * (xstep)), v4 = v16_load((x) + 4 * (xstep)), v5 = v16_load((x) + 5 * (xstep)),  \
-        v6 = v16_load((x) + 6 * (xstep)), v7 = v16_load((x) + 7 * (xstep));                                    \
-    v16 a0 = (d) * v0, a1 = (d) * v1, a2 = (d) * v2, a3 = (d) * v3, a4 = (d) * v4, a5 = (d) * v5,              \
+    vl v0 = vl_load(x), v1 = vl_load((x) + (xstep)), v2 = vl_load((x) + 2 * (xstep)),                      \
+        v3 = vl_load((x) + 3 * (xstep)), v4 = vl_load((x) + 4 * (xstep)), v5 = vl_load((x) + 5 * (xstep)),  \
+        v6 = vl_load((x) + 6 * (xstep)), v7 = vl_load((x) + 7 * (xstep));                                    \
+    vl a0 = (d) * v0, a1 = (d) * v1, a2 = (d) * v2, a3 = (d) * v3, a4 = (d) * v4, a5 = (d) * v5,              \
         a6 = (d) * v6, a7 = (d) * v7
 
 #define STORE8(out, ostep)                                                                                     \
     do {                                                                                                       \
-        v16_store((out), a0);                                                                                  \
-        v16_store((out) + (ostep), a1);                                                                        \
-        v16_store((out) + 2 * (ostep), a2);                                                                    \
-        v16_store((out) + 3 * (ostep), a3);                                                                    \
-        v16_store((out) + 4 * (ostep), a4);                                                                    \
-        v16_store((out) + 5 * (ostep), a5);                                                                    \
-        v16_store((out) + 6 * (ostep), a6);                                                                    \
-        v16_store((out) + 7 * (ostep), a7);                                                                    \
+        vl_store((out), a0);                                                                                  \
+        vl_store((out) + (ostep), a1);                                                                        \
+        vl_store((out) + 2 * (ostep), a2);                                                                    \
+        vl_store((out) + 3 * (ostep), a3);                                                                    \
+        vl_store((out) + 4 * (ostep), a4);                                                                    \
+        vl_store((out) + 5 * (ostep), a5);                                                                    \
+        vl_store((out) + 6 * (ostep), a6);                                                                    \
+        vl_store((out) + 7 * (ostep), a7);                                                                    \
     } while (0)
 
 /* Forward rows t..t+7 of a full tile (t a multiple of 8, t + 8 <= T): out
  * row k (ostep floats apart) = d u[t+k] + sum_{l <= t+k} K[l] u[t+k-l] in
  * increasing l (lag_dot's sums), K's rows ks and u's us floats apart. */
-static inline void rot8_forward(float *out, ptrdiff_t ostep, const float *Kt, ptrdiff_t ks, v16 d, const float *u,
+static inline void rot8_forward(float *out, ptrdiff_t ostep, const float *Kt, ptrdiff_t ks, vl d, const float *u,
                                 ptrdiff_t us, int t) {
     const float *ut = u + t * us;
     ROT8_START(ut, us, d);
@@ -376,7 +396,7 @@ static inline void rot8_forward(float *out, ptrdiff_t ostep, const float *Kt, pt
         ROT8_RIGHT(ut - l * us, -us, Kt + l * ks, ks);
 #pragma GCC unroll 8
     for (int j = 0; j < 8; j++) { /* lag t + j: the sums k >= j, of u[k - j] */
-        const v16 s_ = v16_load(Kt + (t + j) * ks);
+        const vl s_ = vl_load(Kt + (t + j) * ks);
         TRI_FMA(j <= 0, 0, u - j * us);
         TRI_FMA(j <= 1, 1, u + (1 - j) * us);
         TRI_FMA(j <= 2, 2, u + (2 - j) * us);
@@ -392,7 +412,7 @@ static inline void rot8_forward(float *out, ptrdiff_t ostep, const float *Kt, pt
 /* Backward rows s..s+7 of a full tile (s + 8 <= T): out row k = d dy[s+k]
  * + sum_{l < T-s-k} K[l] dy[s+k+l] in increasing l (lag_dot's sums), K's
  * rows ks and dy's ys floats apart. */
-static inline void rot8_backward(float *out, ptrdiff_t ostep, const float *Kt, ptrdiff_t ks, v16 d,
+static inline void rot8_backward(float *out, ptrdiff_t ostep, const float *Kt, ptrdiff_t ks, vl d,
                                  const float *dy, ptrdiff_t ys, int s, int T) {
     const float *ds = dy + s * ys;
     ROT8_START(ds, ys, d);
@@ -410,12 +430,12 @@ static inline void rot8_backward(float *out, ptrdiff_t ostep, const float *Kt, p
         ROT8_STEP(v6, x + 7 * ys, k + 7 * ks, v7, v0, v1, v2, v3, v4, v5, v6);
     }
     for (; l < nl; l++) { /* the last nl % 8 of them, each row loaded */
-        const v16 s_ = v16_load(Kt + l * ks);
+        const vl s_ = vl_load(Kt + l * ks);
         FMA8(ds + l * ys, ys);
     }
 #pragma GCC unroll 8
     for (int j = 0; j < 8; j++) { /* lag nl + j: the sums k <= 7 - j, of dy[T - 8 + j + k] */
-        const v16 s_ = v16_load(Kt + (nl + j) * ks);
+        const vl s_ = vl_load(Kt + (nl + j) * ks);
         const int r = T - 8 + j;
         TRI_FMA(j <= 7, 0, dy + r * ys);
         TRI_FMA(j <= 6, 1, dy + (r + 1) * ys);
@@ -431,11 +451,11 @@ static inline void rot8_backward(float *out, ptrdiff_t ostep, const float *Kt, p
 
 /* r[j] += f[j] in double (j < CBLK): a sequence's float sum joins the
  * channel's double sum over sequences. */
-static inline void dk_add(double *restrict r, v16 f) {
-    float a[CBLK];
-    v16_store(a, f);
+static inline void dk_add(double *restrict r, vl f) {
+    float a[VL];
+    vl_store(a, f);
 #pragma omp simd
-    for (int j = 0; j < CBLK; j++) r[j] += a[j];
+    for (int j = 0; j < VL; j++) r[j] += a[j];
 }
 
 /* A full tile's lag correlations of one sequence, added to dK:
@@ -447,10 +467,10 @@ static inline void dk_add(double *restrict r, v16 f) {
 static void rot8_corr(double *dK, ptrdiff_t E, const float *dy, ptrdiff_t ys, const float *u, ptrdiff_t us, int T) {
     int L = 0;
     for (; L + 8 <= T; L += 8) {
-        v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+        vl a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) { /* t = L + j: the lags L + k, k <= j, of u[j - k] */
-            const v16 s_ = v16_load(dy + (L + j) * ys);
+            const vl s_ = vl_load(dy + (L + j) * ys);
             TRI_FMA(j >= 0, 0, u + j * us);
             TRI_FMA(j >= 1, 1, u + (j - 1) * us);
             TRI_FMA(j >= 2, 2, u + (j - 2) * us);
@@ -461,12 +481,12 @@ static void rot8_corr(double *dK, ptrdiff_t E, const float *dy, ptrdiff_t ys, co
             TRI_FMA(j >= 7, 7, u + (j - 7) * us);
         }
         /* from t = L + 8 every lag has a term; v_m holds u[t - L - m] (the first step loads v0) */
-        v16 v0 = {0}, v1 = v16_load(u + 7 * us), v2 = v16_load(u + 6 * us), v3 = v16_load(u + 5 * us),
-            v4 = v16_load(u + 4 * us), v5 = v16_load(u + 3 * us), v6 = v16_load(u + 2 * us), v7 = v16_load(u + us);
+        vl v0 = {0}, v1 = vl_load(u + 7 * us), v2 = vl_load(u + 6 * us), v3 = vl_load(u + 5 * us),
+            v4 = vl_load(u + 4 * us), v5 = vl_load(u + 3 * us), v6 = vl_load(u + 2 * us), v7 = vl_load(u + us);
         int t = L + 8;
         for (; t + 8 <= T; t += 8) ROT8_RIGHT(u + (t - L) * us, us, dy + t * ys, ys);
         for (; t < T; t++) { /* the last (T - L) % 8 rows, each window row loaded */
-            const v16 s_ = v16_load(dy + t * ys);
+            const vl s_ = vl_load(dy + t * ys);
             FMA8(u + (t - L) * us, -us);
         }
         dk_add(dK + L * E, a0);
@@ -479,8 +499,8 @@ static void rot8_corr(double *dK, ptrdiff_t E, const float *dy, ptrdiff_t ys, co
         dk_add(dK + (L + 7) * E, a7);
     }
     for (; L < T; L++) { /* the last T % 8 lags one at a time */
-        v16 f0 = {0};
-        for (int t = L; t < T; t++) f0 = v16_fma(v16_load(dy + t * ys), v16_load(u + (t - L) * us), f0);
+        vl f0 = {0};
+        for (int t = L; t < T; t++) f0 = vl_fma(vl_load(dy + t * ys), vl_load(u + (t - L) * us), f0);
         dk_add(dK + L * E, f0);
     }
 }
@@ -525,9 +545,11 @@ static void tile_copy(float (*restrict t)[CBLK], const float *restrict x, ptrdif
 static inline void rows_forward(float *y, ptrdiff_t E, const float *Kt, ptrdiff_t ks, const float *u, ptrdiff_t us,
                                 const float *D, int T, int cb) {
     int t = 0;
-    if (cb == CBLK) { /* eight rows at a time */
-        const v16 d = v16_load(D);
-        for (; t + 8 <= T; t += 8) rot8_forward(y + t * E, E, Kt, ks, d, u, us, t);
+    if (cb == CBLK) { /* eight rows at a time, VL channels at a time */
+        for (int h = 0; h < CBLK; h += VL) {
+            const vl d = vl_load(D + h);
+            for (t = 0; t + 8 <= T; t += 8) rot8_forward(y + t * E + h, E, Kt + h, ks, d, u + h, us, t);
+        }
     }
     for (; t < T; t++) lag_dot(y + t * E, D, Kt, ks, u + t * us, -us, t + 1, cb);
 }
@@ -584,14 +606,16 @@ static inline void rows_backward(float *du, double *dK, ptrdiff_t E, const float
                                  ptrdiff_t ys, const float *u, ptrdiff_t us, const float *D, int T, int cb) {
     /* du at s gathers lag l from dy[s + l] */
     int s = 0;
-    if (cb == CBLK) { /* eight rows at a time */
-        const v16 d = v16_load(D);
-        for (; s + 8 <= T; s += 8) rot8_backward(du + s * E, E, Kt, ks, d, dy, ys, s, T);
+    if (cb == CBLK) { /* eight rows at a time, VL channels at a time */
+        for (int h = 0; h < CBLK; h += VL) {
+            const vl d = vl_load(D + h);
+            for (s = 0; s + 8 <= T; s += 8) rot8_backward(du + s * E + h, E, Kt + h, ks, d, dy + h, ys, s, T);
+        }
     }
     for (; s < T; s++) lag_dot(du + s * E, D, Kt, ks, dy + s * ys, ys, T - s, cb);
     /* the tile's lag correlations: dy[t] against u[t - l] */
     if (cb == CBLK)
-        rot8_corr(dK, E, dy, ys, u, us, T);
+        for (int h = 0; h < CBLK; h += VL) rot8_corr(dK + h, E, dy + h, ys, u + h, us, T);
     else
         lag_corr_part(dK, dy, u, E, T, cb);
 }

@@ -130,6 +130,19 @@ static inline v8 v8_load(const float *p) {
 
 static inline void v8_store(float *p, v8 v) { memcpy(p, &v, sizeof v); }
 
+/* a b + c on 8 lanes, fused where the target has FMA, as v16_fma. */
+static inline v8 v8_fma(v8 a, v8 b, v8 c) {
+#if defined(__FP_FAST_FMAF) && defined(__AVX__)
+    return (v8)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#elif defined(__FP_FAST_FMAF)
+    v8 r;
+    for (int j = 0; j < 8; j++) r[j] = __builtin_fmaf(a[j], b[j], c[j]);
+    return r;
+#else
+    return a * b + c;
+#endif
+}
+
 /* r[0..7] transposed in place: v16_transpose's butterflies on 8 lanes.
  * Without AVX-512 GCC lowers v16_transpose's 16-lane two-input shuffles
  * element by element through the stack (6,000 instructions per 16 x 16
