@@ -318,16 +318,16 @@ typedef v8 vl;
  * the eight accumulators a0..a7 of the enclosing function, s read at sp. */
 #define ROT8_STEP(w, wsrc, sp, r0, r1, r2, r3, r4, r5, r6, r7)                                                 \
     do {                                                                                                       \
-        w = vl_load(wsrc);                                                                                    \
-        const vl s_ = vl_load(sp);                                                                           \
-        a0 = vl_fma(s_, r0, a0);                                                                              \
-        a1 = vl_fma(s_, r1, a1);                                                                              \
-        a2 = vl_fma(s_, r2, a2);                                                                              \
-        a3 = vl_fma(s_, r3, a3);                                                                              \
-        a4 = vl_fma(s_, r4, a4);                                                                              \
-        a5 = vl_fma(s_, r5, a5);                                                                              \
-        a6 = vl_fma(s_, r6, a6);                                                                              \
-        a7 = vl_fma(s_, r7, a7);                                                                              \
+        w = vl_load(wsrc);                                                                                     \
+        const vl s_ = vl_load(sp);                                                                             \
+        a0 = vl_fma(s_, r0, a0);                                                                               \
+        a1 = vl_fma(s_, r1, a1);                                                                               \
+        a2 = vl_fma(s_, r2, a2);                                                                               \
+        a3 = vl_fma(s_, r3, a3);                                                                               \
+        a4 = vl_fma(s_, r4, a4);                                                                               \
+        a5 = vl_fma(s_, r5, a5);                                                                               \
+        a6 = vl_fma(s_, r6, a6);                                                                               \
+        a7 = vl_fma(s_, r7, a7);                                                                               \
     } while (0)
 
 /* Eight steps of a window whose new rows are xstep floats apart (negative:
@@ -348,7 +348,7 @@ typedef v8 vl;
 /* a_k += s_ * (row at p) where the sum k has a term at this step. */
 #define TRI_FMA(cond, k, p)                                                                                    \
     do {                                                                                                       \
-        if (cond) a##k = vl_fma(s_, vl_load(p), a##k);                                                       \
+        if (cond) a##k = vl_fma(s_, vl_load(p), a##k);                                                         \
     } while (0)
 
 /* All eight: a_k += s_ * (row at x + k xstep). */
@@ -367,22 +367,22 @@ typedef v8 vl;
 /* The eight sums' first terms d x_k (x_k = x + k xstep), which are also
  * the window's first rows v_k = x_k. */
 #define ROT8_START(x, xstep, d)                                                                                \
-    vl v0 = vl_load(x), v1 = vl_load((x) + (xstep)), v2 = vl_load((x) + 2 * (xstep)),                      \
-        v3 = vl_load((x) + 3 * (xstep)), v4 = vl_load((x) + 4 * (xstep)), v5 = vl_load((x) + 5 * (xstep)),  \
-        v6 = vl_load((x) + 6 * (xstep)), v7 = vl_load((x) + 7 * (xstep));                                    \
-    vl a0 = (d) * v0, a1 = (d) * v1, a2 = (d) * v2, a3 = (d) * v3, a4 = (d) * v4, a5 = (d) * v5,              \
+    vl v0 = vl_load(x), v1 = vl_load((x) + (xstep)), v2 = vl_load((x) + 2 * (xstep)),                          \
+        v3 = vl_load((x) + 3 * (xstep)), v4 = vl_load((x) + 4 * (xstep)), v5 = vl_load((x) + 5 * (xstep)),     \
+        v6 = vl_load((x) + 6 * (xstep)), v7 = vl_load((x) + 7 * (xstep));                                      \
+    vl a0 = (d) * v0, a1 = (d) * v1, a2 = (d) * v2, a3 = (d) * v3, a4 = (d) * v4, a5 = (d) * v5,               \
         a6 = (d) * v6, a7 = (d) * v7
 
 #define STORE8(out, ostep)                                                                                     \
     do {                                                                                                       \
-        vl_store((out), a0);                                                                                  \
-        vl_store((out) + (ostep), a1);                                                                        \
-        vl_store((out) + 2 * (ostep), a2);                                                                    \
-        vl_store((out) + 3 * (ostep), a3);                                                                    \
-        vl_store((out) + 4 * (ostep), a4);                                                                    \
-        vl_store((out) + 5 * (ostep), a5);                                                                    \
-        vl_store((out) + 6 * (ostep), a6);                                                                    \
-        vl_store((out) + 7 * (ostep), a7);                                                                    \
+        vl_store((out), a0);                                                                                   \
+        vl_store((out) + (ostep), a1);                                                                         \
+        vl_store((out) + 2 * (ostep), a2);                                                                     \
+        vl_store((out) + 3 * (ostep), a3);                                                                     \
+        vl_store((out) + 4 * (ostep), a4);                                                                     \
+        vl_store((out) + 5 * (ostep), a5);                                                                     \
+        vl_store((out) + 6 * (ostep), a6);                                                                     \
+        vl_store((out) + 7 * (ostep), a7);                                                                     \
     } while (0)
 
 /* Forward rows t..t+7 of a full tile (t a multiple of 8, t + 8 <= T): out
