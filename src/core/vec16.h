@@ -9,6 +9,12 @@
  * FMA (__FP_FAST_FMAF), as fastmath.h's FM_FMA does, so a scalar loop with
  * FM_FMA gives its bits. Loads and stores go through memcpy: no alignment
  * is assumed.
+ *
+ * v8, its half, is for the paths of targets without AVX-512: there GCC
+ * keeps a v16 in two registers only while few are live; a kernel with a
+ * dozen or more in flight, or a 16-lane shuffle or broadcast, went through
+ * the stack element by element (the S4D convolution and attention 3-5x
+ * slower than their 8-lane versions in an AVX2 build).
  */
 #ifndef ICL_VEC16_H
 #define ICL_VEC16_H
