@@ -4,13 +4,15 @@
 #   make run        install what is missing, build, and start the playground
 #   make test       build and run every test (C unit tests, gradient checks, Lua, TUI in tmux),
 #                   then the whole suite again on the AddressSanitizer + UBSan build, then
-#                   a valgrind memcheck of a short headless training session
+#                   a valgrind memcheck of a short headless training session, then the
+#                   kernels' tests on that portable build (the paths without AVX-512)
 #   make test-release  only the first of those (quick, while working)
 #   make bench      training-step speed per architecture, next to the sgemm ceiling
 #   make bench-torch  the same steps in PyTorch, side by side (scripts/bench_torch.sh)
 #   make debug      -O0 -g build in build/debug (./iclplay-debug)
 #   make asan       AddressSanitizer + UBSan build in build/asan, and its tests
 #   make valgrind   memcheck of a short training session (a portable -O1 -g build)
+#   make MODE=valgrind kernel-tests   the kernels' tests (tests/core) on that build
 #   make fuzz       libFuzzer targets, FUZZ_TIME seconds each (mk/fuzz.mk)
 #   make clean
 #
