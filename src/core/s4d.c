@@ -92,6 +92,19 @@ static void modes_setup(s4d_mode m[KLANES], const double dt[KLANES], const float
     }
 }
 
+/* The group's time steps dt = exp(log_dt), lanes past E repeating channel
+ * c0 as modes_setup's do. */
+static void lanes_dt(double dt[KLANES], const float *log_dt, int c0, int nc) {
+    for (int j = 0; j < KLANES; j++) dt[j] = exp((double)log_dt[c0 + (j < nc ? j : 0)]);
+}
+
+/* p <- p w, a complex multiply per lane: one step of the power chain. */
+static inline void powers_step(v8d *pr, v8d *pi, v8d wr, v8d wi) {
+    const v8d tr = *pr * wr - *pi * wi;
+    *pi = *pr * wi + *pi * wr;
+    *pr = tr;
+}
+
 /* The lanes' p = w^l at l, from the closed form. */
 static void powers_seed(v8d *pr, v8d *pi, const s4d_mode m[KLANES], int l) {
     for (int j = 0; j < KLANES; j++) {
@@ -113,7 +126,7 @@ static void s4d_kernel_forward_impl(float *K, const float *log_dt, const float *
     for (int gi = 0; gi < ng; gi++) {
         const int c0 = gi * KLANES, nc = E - c0 < KLANES ? E - c0 : KLANES;
         double dt[KLANES];
-        for (int j = 0; j < KLANES; j++) dt[j] = exp((double)log_dt[c0 + (j < nc ? j : 0)]);
+        lanes_dt(dt, log_dt, c0, nc);
         v8d acc[LCHUNK];
         for (int l0 = 0; l0 < L; l0 += LCHUNK) {
             int nl = L - l0 < LCHUNK ? L - l0 : LCHUNK;
@@ -126,9 +139,7 @@ static void s4d_kernel_forward_impl(float *K, const float *log_dt, const float *
                 powers_seed(&pr, &pi, m, l0);
                 for (int l = 0; l < nl; l++) {
                     acc[l] += Ctr * pr - Cti * pi;
-                    const v8d tr = pr * wr - pi * wi;
-                    pi = pr * wi + pi * wr;
-                    pr = tr;
+                    powers_step(&pr, &pi, wr, wi);
                 }
             }
             for (int l = 0; l < nl; l++)
@@ -165,7 +176,7 @@ static void s4d_kernel_backward_impl(float *dlog_dt, float *dlog_A_re, float *dA
     for (int gi = 0; gi < ng; gi++) {
         const int c0 = gi * KLANES, nc = E - c0 < KLANES ? E - c0 : KLANES;
         double dt[KLANES], ddt[KLANES] = {0};
-        for (int j = 0; j < KLANES; j++) dt[j] = exp((double)log_dt[c0 + (j < nc ? j : 0)]);
+        lanes_dt(dt, log_dt, c0, nc);
         for (int n = 0; n < Nh; n++) {
             s4d_mode ms[KLANES];
             modes_setup(ms, dt, log_A_re, A_im, C, Nh, c0, nc, n);
@@ -179,9 +190,7 @@ static void s4d_kernel_backward_impl(float *dlog_dt, float *dlog_A_re, float *dA
                 Gi += g * pi;
                 Hr += (double)l * g * pr;
                 Hi += (double)l * g * pi;
-                const v8d tr = pr * wr - pi * wi;
-                pi = pr * wi + pi * wr;
-                pr = tr;
+                powers_step(&pr, &pi, wr, wi);
             }
             for (int j = 0; j < nc; j++) { /* per channel, as the one-channel loop */
                 const s4d_mode *m = &ms[j];
@@ -260,8 +269,9 @@ void s4d_kernel_backward(float *dlog_dt, float *dlog_A_re, float *dA_im, float *
  * Each sum keeps its order (D u first, then lags 0, 1, ... for y and du; t
  * increasing for dK within a sequence, then sequences in order in double),
  * whatever the tile, the loop order or the thread count. The multiply-adds
- * are fused where the target has FMA (v16_fma in the vector code, FM_FMA in
- * the row-by-row loops, so the two round alike): 1.15-1.2x on the Xeon.
+ * are fused where the target has FMA (vl_fma, that is v16_fma or v8_fma, in
+ * the vector code, FM_FMA in the row-by-row loops, so the two round alike):
+ * 1.15-1.2x on the Xeon.
  *
  * The S4-Mamba gate rides along (z non-NULL): yg = y z over a sequence's
  * rows right after its tiles, while y is in cache, and dy = dyg z, dz =
@@ -544,14 +554,12 @@ static void tile_copy(float (*restrict t)[CBLK], const float *restrict x, ptrdif
  * call site, so the copies' constant steps become immediate offsets. */
 static inline void rows_forward(float *y, ptrdiff_t E, const float *Kt, ptrdiff_t ks, const float *u, ptrdiff_t us,
                                 const float *D, int T, int cb) {
-    int t = 0;
-    if (cb == CBLK) { /* eight rows at a time, VL channels at a time */
-        for (int h = 0; h < CBLK; h += VL) {
-            const vl d = vl_load(D + h);
-            for (t = 0; t + 8 <= T; t += 8) rot8_forward(y + t * E + h, E, Kt + h, ks, d, u + h, us, t);
-        }
+    const int t8 = cb == CBLK ? T / 8 * 8 : 0; /* rows in whole groups of eight */
+    for (int h = 0; h < CBLK && t8 > 0; h += VL) { /* VL channels at a time */
+        const vl d = vl_load(D + h);
+        for (int t = 0; t < t8; t += 8) rot8_forward(y + t * E + h, E, Kt + h, ks, d, u + h, us, t);
     }
-    for (; t < T; t++) lag_dot(y + t * E, D, Kt, ks, u + t * us, -us, t + 1, cb);
+    for (int t = t8; t < T; t++) lag_dot(y + t * E, D, Kt, ks, u + t * us, -us, t + 1, cb);
 }
 
 /* The gate of one sequence's rows, while its y is still in cache:
@@ -605,14 +613,12 @@ void s4d_conv_forward(float *y, float *yg, const float *u, const float *z, int l
 static inline void rows_backward(float *du, double *dK, ptrdiff_t E, const float *Kt, ptrdiff_t ks, const float *dy,
                                  ptrdiff_t ys, const float *u, ptrdiff_t us, const float *D, int T, int cb) {
     /* du at s gathers lag l from dy[s + l] */
-    int s = 0;
-    if (cb == CBLK) { /* eight rows at a time, VL channels at a time */
-        for (int h = 0; h < CBLK; h += VL) {
-            const vl d = vl_load(D + h);
-            for (s = 0; s + 8 <= T; s += 8) rot8_backward(du + s * E + h, E, Kt + h, ks, d, dy + h, ys, s, T);
-        }
+    const int s8 = cb == CBLK ? T / 8 * 8 : 0; /* rows in whole groups of eight */
+    for (int h = 0; h < CBLK && s8 > 0; h += VL) { /* VL channels at a time */
+        const vl d = vl_load(D + h);
+        for (int s = 0; s < s8; s += 8) rot8_backward(du + s * E + h, E, Kt + h, ks, d, dy + h, ys, s, T);
     }
-    for (; s < T; s++) lag_dot(du + s * E, D, Kt, ks, dy + s * ys, ys, T - s, cb);
+    for (int s = s8; s < T; s++) lag_dot(du + s * E, D, Kt, ks, dy + s * ys, ys, T - s, cb);
     /* the tile's lag correlations: dy[t] against u[t - l] */
     if (cb == CBLK)
         for (int h = 0; h < CBLK; h += VL) rot8_corr(dK + h, E, dy + h, ys, u + h, us, T);

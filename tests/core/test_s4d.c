@@ -183,7 +183,7 @@ static const int conv_cases[][4] = {
     {1, 1, 1, 1},      /* degenerate */
     {1, 5, 1, 9},      /* one channel, T < L */
     {2, 70, 19, 75},   /* a full 16-channel tile (copied) and a partial one (in place) */
-    {3, 130, 33, 130}, /* three blocks, T not a multiple of the four rows */
+    {3, 130, 33, 130}, /* three blocks, T not a multiple of the eight rows */
     {2, 81, 32, 81},   /* full tiles only, copied contiguous (T <= 256) */
     {1, 300, 18, 300}  /* T > 256: a full tile read in place, and a partial one */
 };
